@@ -1,0 +1,91 @@
+"""The one exception tree of zendesk-cdc, ordered by what the caller does next.
+
+    CdcError
+      ConfigError                 bad settings: exit 2 naming the setting
+      ZendeskError
+        RetryableZendeskError     429, 409, 5xx, timeouts, resets: wait (retry_after) and retry
+        FatalZendeskError         401, 403, 404, bad subdomain: stop, alert, never spin
+          AuthError                 credentials rejected or expired
+        MalformedResponseError    the envelope is not what the API documents: the cursor stays
+      CursorStuckError            end_time == start_time while not end_of_stream, and no way past
+      EncodeError                 one ticket cannot become Avro: dead-letter it, keep the page
+      KafkaError
+        KafkaTransactionError     abortable: abort and redo the page
+        KafkaFatalError           fenced, or a commit of unknown outcome: recreate the producer
+                                  and rewind to the committed cursor
+        TopicMismatchError        an existing topic has the wrong partitions or cleanup policy
+      StateError                  the committed state in Kafka cannot be read or understood
+"""
+
+from __future__ import annotations
+
+
+class CdcError(Exception):
+    """Base of every error zendesk-cdc raises on purpose."""
+
+
+class ConfigError(CdcError):
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"setting {setting}: {problem}")
+        self.setting = setting
+
+
+class ZendeskError(CdcError):
+    """Anything that went wrong talking to Zendesk."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RetryableZendeskError(ZendeskError):
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class FatalZendeskError(ZendeskError):
+    """Retrying cannot help: a person has to fix credentials, scopes or the URL."""
+
+
+class AuthError(FatalZendeskError):
+    """Zendesk rejected the credentials (401), or an OAuth refresh failed."""
+
+
+class MalformedResponseError(ZendeskError):
+    """The response is not the documented shape; the cursor must not move past it."""
+
+
+class CursorStuckError(CdcError):
+    def __init__(self, start_time: int) -> None:
+        super().__init__(f"export cursor does not advance past {start_time}")
+        self.start_time = start_time
+
+
+class EncodeError(CdcError):
+    def __init__(self, ticket_id: int | None, reason: str) -> None:
+        super().__init__(f"ticket {ticket_id}: {reason}")
+        self.ticket_id = ticket_id
+        self.reason = reason
+
+
+class KafkaError(CdcError):
+    """Anything that went wrong talking to Kafka."""
+
+
+class KafkaTransactionError(KafkaError):
+    """An abortable transaction error: abort, then redo the same page."""
+
+
+class KafkaFatalError(KafkaError):
+    """The producer is unusable (fenced, fatal, or a commit of unknown outcome)."""
+
+
+class TopicMismatchError(KafkaError):
+    pass
+
+
+class StateError(CdcError):
+    pass
