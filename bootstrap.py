@@ -25,7 +25,7 @@ STAMP = VENV / ".pyproject.sha256"
 
 
 def _ensure_venv() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs before any venv exists
         sys.exit(f"zendesk-cdc needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
