@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         60, ge=60, description="Never ask for start_time later than now minus this"
     )
     http_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one Zendesk request")
+    allow_insecure_http: bool = Field(
+        False, description="Allow plain http to a non-loopback Zendesk (the compose simulator)"
+    )
     poll_interval_seconds: float = Field(
         60.0, gt=0, description="Wait between polls once caught up"
     )
@@ -184,8 +187,6 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must look like https://ACCOUNT.zendesk.com")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ValueError("plain http is allowed only for loopback hosts; use https")
         return value.rstrip("/")
 
     # --- derived ---------------------------------------------------------------
@@ -253,10 +254,17 @@ def _looks_secret(key: str) -> bool:
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment, with command-line overrides; ConfigError on bad input."""
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
-        setting = ".".join(str(p) for p in first["loc"]) or "settings"
+        setting = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{ENV_PREFIX}{setting.upper()}", first["msg"]) from exc
+    host = urlsplit(settings.zendesk_url or "https://x").hostname or ""
+    insecure = (settings.zendesk_url or "").startswith("http://")
+    if insecure and not is_loopback(host) and not settings.allow_insecure_http:
         raise ConfigError(
-            f"{ENV_PREFIX}{setting.upper()}" if setting != "settings" else setting, first["msg"]
-        ) from exc
+            f"{ENV_PREFIX}ZENDESK_URL",
+            "plain http is allowed only for loopback hosts; use https "
+            f"(or set {ENV_PREFIX}ALLOW_INSECURE_HTTP=true for a simulator)",
+        )
+    return settings
