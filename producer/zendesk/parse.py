@@ -1,0 +1,135 @@
+"""Validate export responses into typed pages. Pure: bytes in, model objects out.
+
+An envelope that is not what the API documents raises MalformedResponseError and the
+cursor stays; a single unreadable ticket becomes a MalformedTicket so the rest of the
+page still moves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from producer.errors import MalformedResponseError
+from producer.model import ExportCursor, ExportPage, MalformedTicket, RawTicket
+
+TIME_ENVELOPE = frozenset({"tickets", "count", "end_time", "end_of_stream", "next_page"})
+CURSOR_ENVELOPE = frozenset(
+    {"tickets", "after_cursor", "after_url", "before_cursor", "before_url", "end_of_stream"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CursorEnvelope:
+    """One validated page of the cursor-based export, before the client decides the cursor."""
+
+    tickets: tuple[RawTicket, ...]
+    malformed: tuple[MalformedTicket, ...]
+    after_cursor: str | None
+    end_of_stream: bool
+    sideloads: Mapping[str, Any]
+
+    @property
+    def last_timestamp(self) -> int | None:
+        return max((int(t["generated_timestamp"]) for t in self.tickets), default=None)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _load(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        kind = exc.__class__.__name__
+        raise MalformedResponseError(f"response is not valid JSON ({kind})") from exc
+    if not isinstance(data, dict):
+        raise MalformedResponseError("response is not a JSON object")
+    return data
+
+
+def _end_of_stream(data: Mapping[str, Any], empty: bool) -> bool:
+    value = data.get("end_of_stream")
+    if isinstance(value, bool):
+        return value
+    if value is None and empty:
+        return True  # an empty result may come with nulls: nothing more to read now
+    raise MalformedResponseError("end_of_stream is missing or not a boolean")
+
+
+def split_tickets(items: list[Any]) -> tuple[tuple[RawTicket, ...], tuple[MalformedTicket, ...]]:
+    """Readable tickets (unknown fields kept) and the ones to dead-letter, each with a reason."""
+    good: list[RawTicket] = []
+    bad: list[MalformedTicket] = []
+    for item in items:
+        raw = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+        if not isinstance(item, dict):
+            bad.append(MalformedTicket(None, "ticket is not a JSON object", raw))
+            continue
+        ticket_id = item.get("id")
+        if not _is_int(ticket_id):
+            bad.append(MalformedTicket(None, "ticket has no integer id", raw))
+        elif not _is_int(item.get("generated_timestamp")):
+            bad.append(MalformedTicket(ticket_id, "ticket has no integer generated_timestamp", raw))
+        else:
+            good.append(item)
+    return tuple(good), tuple(bad)
+
+
+def _tickets(data: Mapping[str, Any]) -> list[Any]:
+    tickets = data.get("tickets")
+    if not isinstance(tickets, list):
+        raise MalformedResponseError("tickets is missing or not a list")
+    return tickets
+
+
+def _sideloads(data: Mapping[str, Any], envelope: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in envelope}
+
+
+def parse_time_page(body: bytes, start: ExportCursor, fetched_at: float) -> ExportPage:
+    """A time-based export page; `next_cursor` is `end_time` (the cursor stays on an empty page)."""
+    data = _load(body)
+    items = _tickets(data)
+    count = data.get("count")
+    if not _is_int(count):
+        raise MalformedResponseError("count is missing or not an integer")
+    if count != len(items):
+        raise MalformedResponseError(f"count {count} does not match {len(items)} tickets")
+    end_time = data.get("end_time")
+    if end_time is None and items:
+        raise MalformedResponseError("end_time is missing on a page with tickets")
+    if end_time is not None and not _is_int(end_time):
+        raise MalformedResponseError("end_time is not an integer")
+    if end_time is not None and items and end_time < start.start_time:
+        raise MalformedResponseError(f"end_time {end_time} is before start_time {start.start_time}")
+    good, bad = split_tickets(items)
+    next_cursor = ExportCursor(end_time) if items and end_time is not None else start
+    return ExportPage(
+        tickets=good,
+        start=start,
+        next_cursor=next_cursor,
+        end_of_stream=_end_of_stream(data, empty=not items),
+        fetched_at=fetched_at,
+        malformed=bad,
+        sideloads=_sideloads(data, TIME_ENVELOPE),
+    )
+
+
+def parse_cursor_page(body: bytes) -> CursorEnvelope:
+    data = _load(body)
+    items = _tickets(data)
+    after = data.get("after_cursor")
+    if after is not None and not isinstance(after, str):
+        raise MalformedResponseError("after_cursor is not a string")
+    good, bad = split_tickets(items)
+    return CursorEnvelope(
+        tickets=good,
+        malformed=bad,
+        after_cursor=after,
+        end_of_stream=_end_of_stream(data, empty=not items),
+        sideloads=_sideloads(data, CURSOR_ENVELOPE),
+    )

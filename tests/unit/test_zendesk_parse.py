@@ -1,0 +1,151 @@
+"""Envelope validation and per-ticket reporting of the export parser."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from producer.errors import MalformedResponseError
+from producer.model import ExportCursor
+from producer.zendesk.parse import parse_cursor_page, parse_time_page
+
+START = ExportCursor(1000)
+
+
+def ticket(tid: int, ts: int, **extra: Any) -> dict[str, Any]:
+    return {"id": tid, "generated_timestamp": ts, "status": "open", **extra}
+
+
+def envelope(items: list[Any], /, **overrides: Any) -> bytes:
+    body: dict[str, Any] = {
+        "tickets": items,
+        "count": len(items),
+        "end_time": max((t["generated_timestamp"] for t in items), default=None),
+        "end_of_stream": False,
+        "next_page": "https://x.zendesk.com/api/v2/incremental/tickets?start_time=1",
+    }
+    body.update(overrides)
+    return json.dumps(body).encode()
+
+
+def test_valid_page_moves_cursor_to_end_time_and_keeps_duplicates_and_unknown_fields() -> None:
+    tickets = [ticket(1, 1000), ticket(2, 1005, brand_new_field={"x": 1}), ticket(1, 1005)]
+    page = parse_time_page(envelope(tickets), START, fetched_at=5.0)
+    assert page.ticket_ids == [1, 2, 1]
+    assert page.tickets[1]["brand_new_field"] == {"x": 1}
+    assert page.next_cursor == ExportCursor(1005)
+    assert page.start == START
+    assert page.end_of_stream is False
+    assert page.fetched_at == 5.0
+    assert page.malformed == ()
+
+
+def test_last_page_ends_on_end_of_stream_even_with_next_page_url() -> None:
+    page = parse_time_page(envelope([ticket(1, 1001)], end_of_stream=True), START, 0.0)
+    assert page.end_of_stream is True
+    assert page.next_cursor == ExportCursor(1001)
+
+
+@pytest.mark.parametrize("end_time", [None, 1000])
+def test_empty_page_keeps_the_cursor(end_time: int | None) -> None:
+    body = json.dumps(
+        {"tickets": [], "count": 0, "end_time": end_time, "next_page": None, "end_of_stream": True}
+    ).encode()
+    page = parse_time_page(body, START, 0.0)
+    assert page.tickets == ()
+    assert page.next_cursor == START
+    assert page.end_of_stream is True
+
+
+def test_empty_page_with_null_end_of_stream_counts_as_end() -> None:
+    body = b'{"tickets": [], "count": 0, "end_time": null, "next_page": null}'
+    assert parse_time_page(body, START, 0.0).end_of_stream is True
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"tickets": [', "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[]", "not a JSON object"),
+        (envelope([ticket(1, 1000)], tickets=None), "tickets"),
+        (envelope([ticket(1, 1000)], count=None), "count"),
+        (envelope([ticket(1, 1000)], count="1"), "count"),
+        (envelope([ticket(1, 1000)], count=True), "count"),
+        (envelope([ticket(1, 1000)], count=2), "does not match"),
+        (envelope([ticket(1, 1000)], end_time=None), "end_time"),
+        (envelope([ticket(1, 1000)], end_time="1000"), "end_time"),
+        (envelope([ticket(1, 1000)], end_time=1000.5), "end_time"),
+        (envelope([ticket(1, 1000)], end_time=999), "before start_time"),
+        (envelope([ticket(1, 1000)], end_of_stream="false"), "end_of_stream"),
+        (envelope([ticket(1, 1000)], end_of_stream=None), "end_of_stream"),
+    ],
+)
+def test_bad_envelope_is_a_malformed_response(body: bytes, reason: str) -> None:
+    with pytest.raises(MalformedResponseError, match=reason):
+        parse_time_page(body, START, 0.0)
+
+
+def test_a_bad_ticket_is_reported_alone_and_the_page_still_moves() -> None:
+    items: list[Any] = [
+        ticket(1, 1000),
+        "not an object",
+        {"id": "7", "generated_timestamp": 1001},
+        {"id": 8, "generated_timestamp": "1001"},
+        {"id": True, "generated_timestamp": 1001},
+        ticket(2, 1002),
+    ]
+    body = json.dumps(
+        {"tickets": items, "count": 6, "end_time": 1002, "end_of_stream": False}
+    ).encode()
+    page = parse_time_page(body, START, 0.0)
+    assert page.ticket_ids == [1, 2]
+    assert page.next_cursor == ExportCursor(1002)
+    reasons = [(m.ticket_id, m.reason) for m in page.malformed]
+    assert reasons == [
+        (None, "ticket is not a JSON object"),
+        (None, "ticket has no integer id"),
+        (8, "ticket has no integer generated_timestamp"),
+        (None, "ticket has no integer id"),
+    ]
+    assert json.loads(page.malformed[2].raw_json) == {"id": 8, "generated_timestamp": "1001"}
+
+
+def test_sideloads_are_kept_apart_from_the_envelope() -> None:
+    body = envelope([ticket(1, 1000)], users=[{"id": 5}], groups=[{"id": 6}])
+    page = parse_time_page(body, START, 0.0)
+    assert dict(page.sideloads) == {"users": [{"id": 5}], "groups": [{"id": 6}]}
+
+
+def test_cursor_page() -> None:
+    body = json.dumps(
+        {
+            "tickets": [ticket(3, 1000), ticket(4, 1001), {"id": 9}],
+            "after_cursor": "abc",
+            "after_url": "u",
+            "before_cursor": None,
+            "before_url": None,
+            "end_of_stream": True,
+        }
+    ).encode()
+    env = parse_cursor_page(body)
+    assert [t["id"] for t in env.tickets] == [3, 4]
+    assert env.after_cursor == "abc"
+    assert env.end_of_stream is True
+    assert env.last_timestamp == 1001
+    assert [m.ticket_id for m in env.malformed] == [9]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"after_cursor": "a", "end_of_stream": false}',
+        b'{"tickets": [], "after_cursor": 5, "end_of_stream": false}',
+        b'{"tickets": [{"id": 1, "generated_timestamp": 1}], "after_cursor": "a"}',
+    ],
+)
+def test_bad_cursor_envelope(body: bytes) -> None:
+    with pytest.raises(MalformedResponseError):
+        parse_cursor_page(body)
