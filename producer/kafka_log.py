@@ -12,16 +12,21 @@ drops it. Reads stop at the last stable offset seen when the read starts.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-import kafka.errors as kafka_errors
-from kafka.net.compat import KafkaNetClient
-from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest
-from kafka.record import MemoryRecords
-from kafka.structs import TopicPartition
+with warnings.catch_warnings():
+    # kafka-python 3.0 loads its protocol schemas with importlib.resources.read_text,
+    # deprecated on 3.11; harmless, and our tests run with warnings as errors
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import kafka.errors as kafka_errors
+    from kafka.net.compat import KafkaNetClient
+    from kafka.protocol.consumer import FetchRequest, ListOffsetsRequest
+    from kafka.record import MemoryRecords
+    from kafka.structs import TopicPartition
 
 from producer.errors import KafkaError
 
@@ -133,8 +138,12 @@ class LogReader:
     def __init__(self, conn: KafkaConnection, timeout_s: float = _READ_TIMEOUT_S) -> None:
         self._timeout_ms = int(timeout_s * 1000)
         try:
-            # never create a topic by reading it
-            self._client = KafkaNetClient(**conn.kafka_python(), allow_auto_create_topics=False)
+            # a fetch answer may exceed max_bytes by one whole batch (KIP-74)
+            self._client = KafkaNetClient(
+                **conn.kafka_python(), receive_message_max_bytes=8 * _FETCH_MAX_BYTES
+            )
+            # never create a topic by reading it (the manager does not pass this setting on)
+            self._client.cluster.config["allow_auto_create_topics"] = False
             self._client.check_version(timeout_ms=self._timeout_ms)
         except kafka_errors.KafkaError as exc:
             raise KafkaError(f"cannot connect to {conn.bootstrap_servers}: {exc}") from exc
