@@ -1,0 +1,331 @@
+"""PURE: a Zendesk ticket (export JSON) <-> the Avro `Ticket` record, losslessly.
+
+The record mirrors schemas/ticket_change.v1.avsc. Every field of ZENDESK_API.md §7 is
+typed, and nullable except `id` and `generated_timestamp`. The choices (the README in
+schemas/ says the same for consumers):
+
+- `type`, `priority`, `status`, `via.channel` are strings, not enums: Zendesk extends
+  these sets (`status: "deleted"` is already outside its own spec). An enum with a
+  default only helps *readers* of an older schema; our *writer* would have to map an
+  unknown value to the default, which loses it. A string loses nothing.
+- `custom_fields` / `fields` values are a typed union (null, boolean, long, double,
+  string, array of strings) because that is what real data holds and what consumers
+  filter on; anything else (an object, a mixed array, an integer beyond int64) falls
+  back to a `JsonValue {json}` branch instead of being coerced.
+- `via.source`, `satisfaction_rating` and unknown top-level fields are JSON text
+  (`*_json`): their shape varies by channel and over time, and Avro has no "any" type;
+  JSON text is lossless and every consumer can parse it.
+- `created_at`, `updated_at`, `due_at` keep Zendesk's ISO string (lossless) plus a
+  `*_ms` timestamp-millis twin for consumers who want a real timestamp; a string that
+  is not ISO-8601 is an encode error, so `*_ms` is null iff the string is.
+- `absent_fields` lists known fields missing from the payload, so `ticket_from_avro`
+  rebuilds exactly the dict Zendesk sent (up to key order).
+
+Wrong types are never coerced: `ticket_to_avro` raises `EncodeError(ticket_id, why)`
+and the sink dead-letters the ticket. Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from producer.errors import EncodeError
+from producer.model import ExportPage, RawTicket
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class _WrongTypeError(Exception):
+    """Internal: a value of the wrong JSON type; becomes EncodeError with the field."""
+
+
+def _long(value: Any) -> int:
+    # bool is an int in Python, but true is not 1 in JSON
+    if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+        raise _WrongTypeError(f"expected an integer within int64, got {value!r:.40}")
+    return value
+
+
+def _string(value: Any) -> str:
+    if type(value) is not str:
+        raise _WrongTypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if type(value) is not bool:
+        raise _WrongTypeError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _long_array(value: Any) -> list[int]:
+    if type(value) is not list:
+        raise _WrongTypeError(f"expected a list of integers, got {type(value).__name__}")
+    return [_long(item) for item in value]
+
+
+def _string_array(value: Any) -> list[str]:
+    if type(value) is not list:
+        raise _WrongTypeError(f"expected a list of strings, got {type(value).__name__}")
+    return [_string(item) for item in value]
+
+
+def _field_value(value: Any) -> Any:
+    """A custom-field value into the union branch that holds it exactly."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str or kind is float:
+        return value
+    if kind is int:
+        return value if INT64_MIN <= value <= INT64_MAX else {"json": _dumps(value)}
+    if kind is list and all(type(item) is str for item in value):
+        return value
+    return {"json": _dumps(value)}
+
+
+def _custom_fields(value: Any) -> list[dict[str, Any]]:
+    if type(value) is not list:
+        raise _WrongTypeError(f"expected a list of {{id, value}}, got {type(value).__name__}")
+    out = []
+    for entry in value:
+        if type(entry) is not dict or entry.keys() != {"id", "value"}:
+            raise _WrongTypeError(f"expected {{id, value}} entries, got {entry!r:.60}")
+        out.append({"id": _long(entry["id"]), "value": _field_value(entry["value"])})
+    return out
+
+
+def _timestamp(value: Any) -> datetime:
+    text = _string(value)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise _WrongTypeError(f"expected an ISO-8601 timestamp, got {text!r:.40}") from exc
+    if moment.tzinfo is None:  # Zendesk always sends Z; a bare time is read as UTC
+        moment = moment.replace(tzinfo=UTC)
+    # timestamp-millis holds milliseconds; truncate so decode gives back the same value
+    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+# The typed top-level fields in §7 order, each with its checker. Timestamps, `via`,
+# `satisfaction_rating` and the custom fields are handled beside it.
+_TYPED: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("url", _string),
+    ("external_id", _string),
+    ("type", _string),
+    ("subject", _string),
+    ("raw_subject", _string),
+    ("description", _string),
+    ("priority", _string),
+    ("status", _string),
+    ("recipient", _string),
+    ("requester_id", _long),
+    ("submitter_id", _long),
+    ("assignee_id", _long),
+    ("organization_id", _long),
+    ("group_id", _long),
+    ("collaborator_ids", _long_array),
+    ("follower_ids", _long_array),
+    ("email_cc_ids", _long_array),
+    ("forum_topic_id", _long),
+    ("problem_id", _long),
+    ("has_incidents", _boolean),
+    ("is_public", _boolean),
+    ("tags", _string_array),
+    ("custom_fields", _custom_fields),
+    ("sharing_agreement_ids", _long_array),
+    ("custom_status_id", _long),
+    ("fields", _custom_fields),
+    ("followup_ids", _long_array),
+    ("ticket_form_id", _long),
+    ("brand_id", _long),
+    ("allow_channelback", _boolean),
+    ("allow_attachments", _boolean),
+    ("from_messaging_channel", _boolean),
+)
+TIMESTAMP_FIELDS = ("created_at", "updated_at", "due_at")
+REQUIRED_FIELDS = ("id", "generated_timestamp")
+# Every §7 field; anything else a payload carries goes to extra_json.
+KNOWN_FIELDS = frozenset(
+    [name for name, _ in _TYPED]
+    + list(TIMESTAMP_FIELDS)
+    + list(REQUIRED_FIELDS)
+    + ["via", "satisfaction_rating"]
+)
+_VIA_KEYS = frozenset({"channel", "source"})
+
+
+def _via(value: Any, absent: list[str]) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _WrongTypeError(f"expected an object, got {type(value).__name__}")
+    channel = value.get("channel")
+    if "channel" not in value:
+        absent.append("via.channel")
+    elif channel is not None:
+        _string(channel)
+    if "source" not in value:
+        absent.append("via.source")
+    source = value.get("source")
+    extra = {k: v for k, v in value.items() if k not in _VIA_KEYS}
+    return {
+        "channel": channel,
+        "source_json": None if source is None else _dumps(source),
+        "extra_json": _dumps(extra) if extra else None,
+    }
+
+
+def ticket_to_avro(ticket: RawTicket) -> dict[str, Any]:
+    """The Avro `Ticket` record for a raw export ticket; EncodeError on a wrong type."""
+    raw_id = ticket.get("id")
+    ticket_id = raw_id if type(raw_id) is int else None
+    name = "id"
+    try:
+        record: dict[str, Any] = {"id": _long(raw_id)}
+        name = "generated_timestamp"
+        record["generated_timestamp"] = _long(ticket.get("generated_timestamp"))
+        absent: list[str] = []
+        for name, check in _TYPED:
+            value = ticket.get(name)
+            if value is None:
+                if name not in ticket:
+                    absent.append(name)
+                record[name] = None
+            else:
+                record[name] = check(value)
+        for name in TIMESTAMP_FIELDS:
+            value = ticket.get(name)
+            if value is None:
+                if name not in ticket:
+                    absent.append(name)
+                record[name] = record[f"{name}_ms"] = None
+            else:
+                record[f"{name}_ms"] = _timestamp(value)
+                record[name] = value
+        name = "via"
+        via = ticket.get("via")
+        if via is None and "via" not in ticket:
+            absent.append("via")
+        record["via"] = None if via is None else _via(via, absent)
+        name = "satisfaction_rating"
+        rating = ticket.get("satisfaction_rating")
+        if rating is None and "satisfaction_rating" not in ticket:
+            absent.append("satisfaction_rating")
+        record["satisfaction_rating_json"] = None if rating is None else _dumps(rating)
+        name = "extra fields"
+        extra = {k: v for k, v in ticket.items() if k not in KNOWN_FIELDS}
+        record["extra_json"] = _dumps(extra) if extra else None
+    except _WrongTypeError as exc:
+        raise EncodeError(ticket_id, f"{name}: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # not JSON at all: cannot come from a response
+        raise EncodeError(ticket_id, f"{name}: not JSON: {exc}") from exc
+    record["absent_fields"] = absent
+    return record
+
+
+def _field_value_back(value: Any) -> Any:
+    return json.loads(value["json"]) if type(value) is dict else value
+
+
+def ticket_from_avro(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Rebuild the raw ticket dict from a decoded `Ticket` record (inverse of to_avro)."""
+    absent = set(record["absent_fields"])
+    out: dict[str, Any] = {}
+    for name, check in _TYPED:
+        value = record[name]
+        if check is _custom_fields and value is not None:
+            value = [{"id": e["id"], "value": _field_value_back(e["value"])} for e in value]
+        out[name] = value
+    for name in TIMESTAMP_FIELDS:
+        out[name] = record[name]
+    out["id"] = record["id"]
+    out["generated_timestamp"] = record["generated_timestamp"]
+    via = record["via"]
+    if via is not None:
+        rebuilt: dict[str, Any] = {}
+        if "via.channel" not in absent:
+            rebuilt["channel"] = via["channel"]
+        if "via.source" not in absent:
+            source = via["source_json"]
+            rebuilt["source"] = None if source is None else json.loads(source)
+        if via["extra_json"] is not None:
+            rebuilt.update(json.loads(via["extra_json"]))
+        out["via"] = rebuilt
+    else:
+        out["via"] = None
+    rating = record["satisfaction_rating_json"]
+    out["satisfaction_rating"] = None if rating is None else json.loads(rating)
+    for name in absent:
+        out.pop(name, None)
+    if record["extra_json"] is not None:
+        out.update(json.loads(record["extra_json"]))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """The page-level part of the `Source` record: the same for every ticket of a page."""
+
+    account: str
+    window_start: int
+    window_end: int
+    export_mode: str
+    fetched_at: datetime
+
+    @classmethod
+    def of(cls, page: ExportPage, account: str) -> SourceInfo:
+        return cls(
+            account=account,
+            window_start=page.start.start_time,
+            window_end=page.next_cursor.start_time,
+            export_mode=page.start.mode.value,
+            fetched_at=_millis_datetime(page.fetched_at),
+        )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _millis_datetime(unix_seconds: float) -> datetime:
+    # whole milliseconds, built exactly so that decoding gives back an equal datetime
+    return _EPOCH + timedelta(milliseconds=round(unix_seconds * 1000))
+
+
+def change_record(op: str, ticket: RawTicket, source: SourceInfo) -> dict[str, Any]:
+    """The `TicketChange` envelope for one planned change; EncodeError on a bad ticket."""
+    mapped = ticket_to_avro(ticket)
+    return {
+        "op": op,
+        "ticket": mapped,
+        "source": {
+            "account": source.account,
+            "generated_timestamp": mapped["generated_timestamp"],
+            "window_start": source.window_start,
+            "window_end": source.window_end,
+            "export_mode": source.export_mode,
+            "fetched_at": source.fetched_at,
+        },
+    }
+
+
+def dead_letter_record(
+    *,
+    ticket_id: int | None,
+    reason: str,
+    raw_json: str,
+    account: str,
+    generated_timestamp: int | None,
+    failed_at: float,
+) -> dict[str, Any]:
+    """The `DeadLetter` record; `failed_at` in unix seconds."""
+    return {
+        "ticket_id": ticket_id,
+        "reason": reason,
+        "raw_json": raw_json,
+        "account": account,
+        "generated_timestamp": generated_timestamp,
+        "failed_at": _millis_datetime(failed_at),
+    }

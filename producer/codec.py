@@ -1,0 +1,126 @@
+"""Zendesk JSON -> Avro records -> Kafka bytes: the one import the sink needs.
+
+The pure mapping lives in `avro_mapping` (the schema choices are argued there and in
+schemas/README.md), the framings in `wire`. `encode_plan` turns a page's `Plan` into
+the key/value pairs of one transaction, dead-lettering what cannot be encoded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from producer.avro_mapping import (
+    SourceInfo,
+    change_record,
+    dead_letter_record,
+    ticket_from_avro,
+    ticket_to_avro,
+)
+from producer.errors import EncodeError
+from producer.model import ExportPage, RawTicket
+from producer.plan import Plan
+from producer.wire import (
+    Decoded,
+    DecodeError,
+    RecordDecoder,
+    RecordSerializer,
+    RegistrySerializer,
+    SingleObjectSerializer,
+    SubjectStrategy,
+    crc64_avro,
+    load_schema,
+)
+
+__all__ = [
+    "DecodeError",
+    "Decoded",
+    "EncodedPlan",
+    "RecordDecoder",
+    "RecordSerializer",
+    "RegistrySerializer",
+    "SingleObjectSerializer",
+    "SourceInfo",
+    "SubjectStrategy",
+    "change_record",
+    "crc64_avro",
+    "dead_letter_record",
+    "encode_plan",
+    "load_schema",
+    "ticket_from_avro",
+    "ticket_to_avro",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPlan:
+    """The bytes of one page, in the order they must be produced."""
+
+    # (key, value) for the change topic; value None is the tombstone after a delete
+    records: tuple[tuple[bytes, bytes | None], ...]
+    # (key or None when the ticket id is unknown, value) for the dead-letter topic
+    dead_letters: tuple[tuple[bytes | None, bytes], ...]
+    published: Counter[str]  # op -> records published (dead-lettered ones excluded)
+
+
+def _raw_json(ticket: RawTicket) -> str:
+    # `default=repr` so even a value that is not JSON cannot stop the dead letter
+    return json.dumps(ticket, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def encode_plan(
+    plan: Plan,
+    page: ExportPage,
+    *,
+    account: str,
+    serializer: RecordSerializer,
+    now: float,
+) -> EncodedPlan:
+    """Encode every change of `plan`; a ticket that fails becomes a dead letter.
+
+    The store updates of a dead-lettered ticket still apply: its version was handled
+    (reported), so a replay must not retry it, and its next real change publishes.
+    `now` (unix seconds) stamps the dead letters.
+    """
+    source = SourceInfo.of(page, account)
+    records: list[tuple[bytes, bytes | None]] = []
+    dead: list[tuple[bytes | None, bytes]] = []
+    published: Counter[str] = Counter()
+    for change in plan.changes:
+        ticket_id = int(change.ticket["id"])
+        key = serializer.key(ticket_id)
+        try:
+            value = serializer.value(change_record(change.op.value, change.ticket, source))
+        except EncodeError as exc:
+            letter = dead_letter_record(
+                ticket_id=ticket_id,
+                reason=exc.reason,
+                raw_json=_raw_json(change.ticket),
+                account=account,
+                generated_timestamp=_int_or_none(change.ticket.get("generated_timestamp")),
+                failed_at=now,
+            )
+            dead.append((key, serializer.dead_letter(letter)))
+            continue
+        records.append((key, value))
+        if change.tombstone:
+            records.append((key, None))
+        published[change.op.value] += 1
+    for bad in plan.malformed:
+        letter = dead_letter_record(
+            ticket_id=bad.ticket_id,
+            reason=bad.reason,
+            raw_json=bad.raw_json,
+            account=account,
+            generated_timestamp=None,
+            failed_at=now,
+        )
+        key_or_none = None if bad.ticket_id is None else serializer.key(bad.ticket_id)
+        dead.append((key_or_none, serializer.dead_letter(letter)))
+    return EncodedPlan(tuple(records), tuple(dead), published)

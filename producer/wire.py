@@ -1,0 +1,284 @@
+"""Avro bytes on the wire: two framings behind one small interface, and a decoder.
+
+- Confluent Schema Registry framing (magic 0, 4-byte big-endian schema id, Avro body)
+  through confluent-kafka's `AvroSerializer`, when a registry is configured. The
+  subject name strategy is always set explicitly; keys always use the topic strategy
+  (a primitive `long` has no record name for the other two).
+- Avro single-object encoding (`C3 01`, the 8-byte little-endian CRC-64-AVRO
+  fingerprint of the schema's parsing canonical form, Avro body) when none is: the
+  fingerprint names the schema, so a consumer holding schemas/ can decode offline.
+
+Schemas are parsed once; each record costs one `schemaless_writer` call.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import fastavro
+from confluent_kafka.schema_registry import (
+    SchemaRegistryClient,
+    record_subject_name_strategy,
+    topic_record_subject_name_strategy,
+    topic_subject_name_strategy,
+)
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from fastavro.schema import to_parsing_canonical_form
+
+from producer.errors import CdcError, ConfigError, EncodeError
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+VALUE_SCHEMA = "ticket_change.v1"
+KEY_SCHEMA = "ticket_key.v1"
+DEAD_LETTER_SCHEMA = "dead_letter.v1"
+
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+REGISTRY_MAGIC = 0
+
+
+class DecodeError(CdcError):
+    """Bytes that are not a record this service writes (unknown framing or schema)."""
+
+
+# --- CRC-64-AVRO, as the Avro specification defines it ------------------------------
+
+_CRC64_EMPTY = 0xC15D213AA4D7A795
+
+
+def _crc64_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        fp = byte
+        for _ in range(8):
+            fp = (fp >> 1) ^ (_CRC64_EMPTY & -(fp & 1))
+        table.append(fp)
+    return tuple(table)
+
+
+_CRC64_TABLE = _crc64_table()
+
+
+def crc64_avro(data: bytes) -> int:
+    """The Rabin fingerprint of the Avro spec (unsigned 64-bit)."""
+    fp = _CRC64_EMPTY
+    for byte in data:
+        fp = (fp >> 8) ^ _CRC64_TABLE[(fp ^ byte) & 0xFF]
+    return fp
+
+
+# --- schemas ------------------------------------------------------------------------
+
+
+def schema_json(name: str) -> Any:
+    """The JSON of schemas/<name>.avsc (e.g. "ticket_change.v1")."""
+    path = SCHEMA_DIR / f"{name}.avsc"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError("schemas", f"{path} is missing: run from a source checkout") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSchema:
+    name: str  # file stem, e.g. ticket_change.v1
+    text: str  # the .avsc text, as registered with a Schema Registry
+    parsed: Any  # fastavro's parsed form
+    header: bytes  # single-object header: C3 01 + little-endian fingerprint
+
+
+@cache
+def load_schema(name: str) -> LoadedSchema:
+    raw = schema_json(name)
+    parsed = fastavro.parse_schema(raw, named_schemas={})
+    canonical = to_parsing_canonical_form(parsed)
+    header = SINGLE_OBJECT_MAGIC + crc64_avro(canonical.encode("utf-8")).to_bytes(8, "little")
+    return LoadedSchema(name, json.dumps(raw), parsed, header)
+
+
+def _write(schema: LoadedSchema, datum: Any, prefix: bytes) -> bytes:
+    out = io.BytesIO()
+    out.write(prefix)
+    fastavro.schemaless_writer(out, schema.parsed, datum)
+    return out.getvalue()
+
+
+def _encode_error(record: Mapping[str, Any], exc: Exception) -> EncodeError:
+    ticket = record.get("ticket")
+    ticket_id = ticket.get("id") if isinstance(ticket, Mapping) else record.get("ticket_id")
+    return EncodeError(ticket_id if isinstance(ticket_id, int) else None, f"avro: {exc}")
+
+
+# --- the interface ------------------------------------------------------------------
+
+
+class RecordSerializer(Protocol):
+    """Turns keys, TicketChange records and DeadLetter records into Kafka bytes."""
+
+    def key(self, ticket_id: int) -> bytes: ...
+
+    def value(self, record: Mapping[str, Any]) -> bytes: ...
+
+    def dead_letter(self, record: Mapping[str, Any]) -> bytes: ...
+
+
+class SingleObjectSerializer:
+    """Avro single-object encoding: no registry needed."""
+
+    def __init__(self) -> None:
+        self._key = load_schema(KEY_SCHEMA)
+        self._value = load_schema(VALUE_SCHEMA)
+        self._dead = load_schema(DEAD_LETTER_SCHEMA)
+
+    def key(self, ticket_id: int) -> bytes:
+        return _write(self._key, ticket_id, self._key.header)
+
+    def value(self, record: Mapping[str, Any]) -> bytes:
+        try:
+            return _write(self._value, record, self._value.header)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _encode_error(record, exc) from exc
+
+    def dead_letter(self, record: Mapping[str, Any]) -> bytes:
+        try:
+            return _write(self._dead, record, self._dead.header)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _encode_error(record, exc) from exc
+
+
+class SubjectStrategy(StrEnum):
+    TOPIC = "topic"  # {topic}-value: one schema per topic (Confluent's default)
+    RECORD = "record"  # {record full name}: the same schema across topics
+    TOPIC_RECORD = "topic_record"  # {topic}-{record full name}
+
+
+_STRATEGIES: dict[SubjectStrategy, Callable[..., Any]] = {
+    SubjectStrategy.TOPIC: topic_subject_name_strategy,
+    SubjectStrategy.RECORD: record_subject_name_strategy,
+    SubjectStrategy.TOPIC_RECORD: topic_record_subject_name_strategy,
+}
+
+
+class RegistrySerializer:
+    """Confluent Schema Registry framing through confluent-kafka's AvroSerializer."""
+
+    def __init__(
+        self,
+        client: SchemaRegistryClient,
+        *,
+        topic: str,
+        dead_letter_topic: str,
+        subject_strategy: SubjectStrategy = SubjectStrategy.TOPIC,
+        auto_register: bool = True,
+        use_latest_version: bool = False,
+        normalize_schemas: bool = False,
+    ) -> None:
+        conf = {
+            "auto.register.schemas": auto_register,
+            "use.latest.version": use_latest_version,
+            "normalize.schemas": normalize_schemas,
+            "subject.name.strategy": _STRATEGIES[SubjectStrategy(subject_strategy)],
+        }
+        key_conf = {**conf, "subject.name.strategy": topic_subject_name_strategy}
+        try:
+            self._key = AvroSerializer(client, load_schema(KEY_SCHEMA).text, conf=key_conf)
+            self._value = AvroSerializer(client, load_schema(VALUE_SCHEMA).text, conf=conf)
+            self._dead = AvroSerializer(client, load_schema(DEAD_LETTER_SCHEMA).text, conf=conf)
+        except ValueError as exc:  # e.g. use.latest.version together with auto-register
+            raise ConfigError("schema_registry", str(exc)) from exc
+        self._key_ctx = SerializationContext(topic, MessageField.KEY)
+        self._value_ctx = SerializationContext(topic, MessageField.VALUE)
+        self._dead_ctx = SerializationContext(dead_letter_topic, MessageField.VALUE)
+
+    def key(self, ticket_id: int) -> bytes:
+        data = self._key(ticket_id, self._key_ctx)
+        assert data is not None
+        return bytes(data)
+
+    def value(self, record: Mapping[str, Any]) -> bytes:
+        return self._serialize(self._value, record, self._value_ctx)
+
+    def dead_letter(self, record: Mapping[str, Any]) -> bytes:
+        return self._serialize(self._dead, record, self._dead_ctx)
+
+    @staticmethod
+    def _serialize(
+        serializer: AvroSerializer, record: Mapping[str, Any], ctx: SerializationContext
+    ) -> bytes:
+        try:
+            data = serializer(dict(record), ctx)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise _encode_error(record, exc) from exc
+        assert data is not None
+        return data
+
+
+# --- decoding -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    schema: str  # the writer schema's full name ("long" for keys)
+    framing: str  # "single-object" or "registry"
+    value: Any
+
+
+class RecordDecoder:
+    """Decodes both framings; the registry one needs a client (or is refused)."""
+
+    def __init__(self, client: SchemaRegistryClient | None = None) -> None:
+        self._client = client
+        self._by_fingerprint = {
+            s.header: s
+            for s in map(load_schema, (KEY_SCHEMA, VALUE_SCHEMA, DEAD_LETTER_SCHEMA))
+        }
+        self._by_id: dict[int, Any] = {}
+
+    def decode(self, data: bytes) -> Decoded:
+        if data[:2] == SINGLE_OBJECT_MAGIC:
+            schema = self._by_fingerprint.get(data[:10])
+            if schema is None:
+                raise DecodeError(f"unknown schema fingerprint {data[2:10].hex()}")
+            body = _read(schema.parsed, data[10:])
+            return Decoded(_full_name(schema.parsed), "single-object", body)
+        if len(data) >= 5 and data[0] == REGISTRY_MAGIC:
+            parsed = self._registry_schema(int.from_bytes(data[1:5], "big"))
+            return Decoded(_full_name(parsed), "registry", _read(parsed, data[5:]))
+        raise DecodeError(f"unknown framing {data[:2].hex()}")
+
+    def _registry_schema(self, schema_id: int) -> Any:
+        parsed = self._by_id.get(schema_id)
+        if parsed is None:
+            if self._client is None:
+                raise DecodeError("registry-framed record but no Schema Registry configured")
+            text = self._client.get_schema(schema_id).schema_str
+            if text is None:
+                raise DecodeError(f"the registry has no schema text for id {schema_id}")
+            parsed = fastavro.parse_schema(json.loads(text), named_schemas={})
+            self._by_id[schema_id] = parsed
+        return parsed
+
+
+def _full_name(parsed: Any) -> str:
+    if isinstance(parsed, str):
+        return parsed
+    # a registry may hand back a primitive as {"type": "long"}
+    return str(parsed.get("name", parsed.get("type")))
+
+
+def _read(parsed: Any, body: bytes) -> Any:
+    stream = io.BytesIO(body)
+    try:
+        value = fastavro.schemaless_reader(stream, parsed, None)
+    except (EOFError, ValueError, IndexError) as exc:
+        raise DecodeError(f"not a valid Avro body: {exc}") from exc
+    if stream.tell() != len(body):
+        raise DecodeError(f"{len(body) - stream.tell()} trailing bytes after the Avro body")
+    return value
