@@ -236,8 +236,7 @@ class RecordDecoder:
     def __init__(self, client: SchemaRegistryClient | None = None) -> None:
         self._client = client
         self._by_fingerprint = {
-            s.header: s
-            for s in map(load_schema, (KEY_SCHEMA, VALUE_SCHEMA, DEAD_LETTER_SCHEMA))
+            s.header: s for s in map(load_schema, (KEY_SCHEMA, VALUE_SCHEMA, DEAD_LETTER_SCHEMA))
         }
         self._by_id: dict[int, Any] = {}
 
