@@ -75,7 +75,7 @@ class SimulatorServer:
         self.simulator = simulator
         self._server = _Server((host, port), simulator)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sim-http", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="sim-http", daemon=True
         )
         self._activity: LiveActivity | None = None
 
