@@ -310,7 +310,12 @@ class LogReader:
 
 
 def _records(batch: Any, partition: int, start: int, end: int) -> Iterator[LogRecord]:
-    for record in batch:
+    try:
+        decoded = list(batch)
+    except kafka_errors.UnsupportedCodecError as exc:
+        # kafka-python decodes gzip itself; lz4, zstd and snappy need their packages
+        raise KafkaError(f"cannot decompress a record batch: {exc}") from exc
+    for record in decoded:
         if start <= record.offset < end:
             yield LogRecord(
                 partition=partition,
