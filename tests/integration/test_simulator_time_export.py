@@ -63,8 +63,13 @@ def test_next_page_is_the_same_url_with_start_time_moved(
     run = _quiet(simulator_factory)
     _place(run, {0: 2, 1: 2, 2: 2})
     with run.client() as client:
-        params = {"start_time": 0, "per_page": 3, "include": "users", "exclude_deleted": "true",
-                  "support_type_scope": "all"}  # fmt: skip
+        params = {
+            "start_time": 0,
+            "per_page": 3,
+            "include": "users",
+            "exclude_deleted": "true",
+            "support_type_scope": "all",
+        }
         page = _get(client, **params)
     url = urlsplit(page["next_page"])
     assert url.path == PATH
@@ -118,8 +123,13 @@ def test_empty_page_has_null_end_time_and_next_page_or_the_start_when_configured
     with nulls.client() as a, present.client() as b:
         empty = _get(a, start_time=start)
         kept = _get(b, start_time=start)
-    assert empty == {"tickets": [], "next_page": None, "count": 0, "end_of_stream": True,
-                     "end_time": None}  # fmt: skip
+    assert empty == {
+        "tickets": [],
+        "next_page": None,
+        "count": 0,
+        "end_of_stream": True,
+        "end_time": None,
+    }
     assert kept["count"] == 0
     assert kept["end_time"] == start
     assert kept["next_page"].endswith(f"start_time={start}")
@@ -194,8 +204,12 @@ def test_exclude_deleted_and_support_type_scope_filter(simulator_factory: Simula
 def test_sideloads_match_the_tickets_on_the_page(simulator_factory: SimulatorFactory) -> None:
     run = simulator_factory(tickets=200, rate_limit_enabled=False)
     with run.client() as client:
-        page = _get(client, start_time=0, per_page=50,
-                    include="users,groups,organizations,metric_sets,last_audits")  # fmt: skip
+        page = _get(
+            client,
+            start_time=0,
+            per_page=50,
+            include="users,groups,organizations,metric_sets,last_audits",
+        )
         plain = _get(client, start_time=0, per_page=50)
     assert "users" not in plain
     assert "last_audits" not in page
