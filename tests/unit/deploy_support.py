@@ -7,11 +7,14 @@ these sets, derived from `Settings` and `Metrics` themselves rather than copied 
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from producer.config import ENV_PREFIX, Settings
+import pytest
+
+from producer.config import ENV_PREFIX, Settings, load_settings
 from producer.metrics import PREFIX, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +74,24 @@ def unknown_metrics(exprs: Iterable[str]) -> dict[str, set[str]]:
 def unknown_settings(names: Iterable[str]) -> set[str]:
     """The ZENDESK_CDC_* names that are not a Settings field."""
     return {name for name in names if name.startswith(ENV_PREFIX)} - settings_env_names()
+
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """NAME=value lines of a compose env file (comments and blanks skipped)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and not name.startswith("#"):
+            out[name] = value
+    return out
+
+
+def load_from_env(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> Settings:
+    """Settings exactly as the service would load them from this environment alone."""
+    for name in list(os.environ):
+        if name.upper().startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_settings()
