@@ -50,7 +50,7 @@ def catch_up(
     reader: LogReader, topics: SinkTopics, account: str, store: Store,
     batch_size: int = APPLY_BATCH,
 ) -> int:
-    """Apply committed changelog entries the store has not seen; returns how many."""
+    """Apply committed changelog entries the store has not seen; returns how many were read."""
     positions = store.changelog_positions()
     replayed = 0
     for partition in range(reader.partitions(topics.changelog)):
@@ -62,14 +62,13 @@ def catch_up(
             if record.value is None or (owner is not None and owner != account.encode()):
                 continue  # compaction tombstone, or another account sharing the topic
             ticket_id, version = decode_changelog(record.key, record.value)
-            pending[ticket_id] = version
+            pending[ticket_id] = version  # later entries of a ticket win, as in the log
+            replayed += 1
             if len(pending) >= batch_size:
                 store.apply(pending, {partition: reached})
-                replayed += len(pending)
                 pending = {}
         if pending or reached > positions.get(partition, 0):
             store.apply(pending, {partition: reached})
-            replayed += len(pending)
     return replayed
 
 
