@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import os
 import random
@@ -199,6 +200,42 @@ def measure_pages(
     print(f"   {'':<9} page    {ms(totals)}")
 
 
+def compare_lookups(path: Path, n: int, pages: int) -> None:
+    """The ways to fetch a page of 1,000 ids from SQLite, on a second connection."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA cache_size = -8192")
+    rng = random.Random("lookups")
+
+    def in_list(ids: list[int]) -> int:
+        marks = ",".join("?" * len(ids))
+        return len(
+            db.execute(f"SELECT id, ts, fp FROM tickets WHERE id IN ({marks})", ids).fetchall()
+        )
+
+    def json_each(ids: list[int]) -> int:
+        sql = "SELECT id, ts, fp FROM tickets WHERE id IN (SELECT value FROM json_each(?))"
+        return len(db.execute(sql, (json.dumps(ids),)).fetchall())
+
+    def one_by_one(ids: list[int]) -> int:
+        sql = "SELECT id, ts, fp FROM tickets WHERE id = ?"
+        return sum(len(db.execute(sql, (i,)).fetchall()) for i in ids)
+
+    print(f"-- lookup strategies, random pages of 1,000 known ids ({pages} pages each)")
+    for name, fetch in (("IN (?,...)", in_list), ("json_each", json_each), ("per id", one_by_one)):
+        samples = []
+        for _ in range(pages):
+            ids = sorted(ticket_id(k) for k in rng.sample(range(n), 1000))
+            started = time.perf_counter()
+            if fetch(ids) != 1000:
+                raise AssertionError(f"{name} missed ids")
+            samples.append(time.perf_counter() - started)
+        print(
+            f"   {name:<11} p50 {percentile(samples, 0.5) * 1e3:6.2f}"
+            f"  p99 {percentile(samples, 0.99) * 1e3:6.2f} ms"
+        )
+    db.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench store", description=__doc__)
     parser.add_argument("--tickets", type=int, default=2_000_000)
@@ -225,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fresh = iter(range(n, n + 10**9))
             measure_pages(store, n, args.pages, "random", _random_page, fresh)
             measure_pages(store, n, args.pages, "clustered", _clustered_page, fresh)
+            compare_lookups(path, n, min(args.pages, 100))
             entries = store.entries()
         on_disk = _files_size(path)  # close() checkpointed and removed the WAL
         started = time.perf_counter()
