@@ -17,7 +17,9 @@ from producer.config import ENV_PREFIX, Settings
 from tests.unit.deploy_support import (
     CHART,
     DASHBOARD,
+    ROOT,
     env_names_in,
+    load_from_env,
     metric_names_in,
     unknown_metrics,
     unknown_settings,
@@ -348,3 +350,28 @@ def test_values_and_ci_values_name_only_real_settings() -> None:
         assert names, path
         assert unknown_settings(names) == set(), path
 
+
+
+@pytest.mark.parametrize("values", sorted(VALUE_SETS))
+def test_rendered_environment_loads_as_valid_settings(
+    values: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # names are not enough: "30" must be a valid requests_per_minute, the JSON must parse
+    docs = render(VALUE_SETS[values])
+    literal = {n: e["value"] for n, e in env(docs).items() if "value" in e}
+    literal.setdefault("ZENDESK_CDC_ZENDESK_URL", "https://acme.zendesk.com")
+    settings = load_from_env(monkeypatch, literal)
+    assert str(settings.state_dir) == literal["ZENDESK_CDC_STATE_DIR"]
+    if values == "full":
+        assert settings.kafka_extra == {"linger.ms": "50"}
+        assert settings.requests_per_minute == 30
+        assert settings.create_topics is False
+
+
+def test_deploy_readme_names_real_settings_and_secret_keys() -> None:
+    text = (ROOT / "deploy" / "README-deploy.md").read_text()
+    assert unknown_settings(env_names_in(text)) == set()
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    used = set(re.findall(r"existingSecret\.keys\.(\w+)=", text))
+    assert used
+    assert used <= set(values["existingSecret"]["keys"])
