@@ -115,6 +115,10 @@ class ExportClient:
         self._metrics = metrics
         self._stop = stop
         self._base = options.base_url.rstrip("/")
+        # the options' credentials win; without them the injected client's own auth applies
+        self._auth: httpx.Auth | httpx._client.UseClientDefault = (
+            options.auth if options.auth is not None else httpx.USE_CLIENT_DEFAULT
+        )
         self.budget = RateBudget(
             options.requests_per_minute, options.reserve_fraction, options.rate_safety_seconds
         )
@@ -272,11 +276,15 @@ class ExportClient:
         while True:
             self._wait_for_budget()
             params["per_page"] = str(self.page_size.current)  # a 504 may have shrunk it
-            self.budget.on_request(self._clock.now())
+            sent = self._clock.now()
+            self.budget.on_request(sent)
             started = time.perf_counter()
             try:
                 response = self._http.get(
-                    self._base + path, params=params, timeout=self.options.timeout
+                    self._base + path,
+                    params=params,
+                    timeout=self.options.timeout,
+                    auth=self._auth,
                 )
             except httpx.TransportError as exc:  # timeouts, refused and reset connections
                 self._metrics.api_requests.labels(endpoint, "error").inc()
@@ -289,7 +297,9 @@ class ExportClient:
             status = response.status_code
             self._metrics.api_requests.labels(endpoint, status_class(status)).inc()
             now = self._clock.now()
-            self.budget.observe(response.headers, now)
+            # "resets in N s" counts from when the server saw the request, not from now:
+            # measuring from the response would add its latency to every wait.
+            self.budget.observe(response.headers, sent)
             self._metrics.rate_budget_per_minute.set(self.budget.per_minute)
             if status == 200:
                 try:

@@ -60,20 +60,24 @@ def _end_of_stream(data: Mapping[str, Any], empty: bool) -> bool:
     raise MalformedResponseError("end_of_stream is missing or not a boolean")
 
 
+def _raw(item: Any) -> str:
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+
+
 def split_tickets(items: list[Any]) -> tuple[tuple[RawTicket, ...], tuple[MalformedTicket, ...]]:
     """Readable tickets (unknown fields kept) and the ones to dead-letter, each with a reason."""
     good: list[RawTicket] = []
     bad: list[MalformedTicket] = []
     for item in items:
-        raw = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
         if not isinstance(item, dict):
-            bad.append(MalformedTicket(None, "ticket is not a JSON object", raw))
+            bad.append(MalformedTicket(None, "ticket is not a JSON object", _raw(item)))
             continue
         ticket_id = item.get("id")
         if not _is_int(ticket_id):
-            bad.append(MalformedTicket(None, "ticket has no integer id", raw))
+            bad.append(MalformedTicket(None, "ticket has no integer id", _raw(item)))
         elif not _is_int(item.get("generated_timestamp")):
-            bad.append(MalformedTicket(ticket_id, "ticket has no integer generated_timestamp", raw))
+            reason = "ticket has no integer generated_timestamp"
+            bad.append(MalformedTicket(ticket_id, reason, _raw(item)))
         else:
             good.append(item)
     return tuple(good), tuple(bad)

@@ -79,7 +79,10 @@ class RateBudget:
         self._block(now + wait)
 
     def observe(self, headers: Mapping[str, str], now: float) -> None:
-        """Learn from a response's rate-limit headers (names are matched case-insensitively)."""
+        """Learn from a response's rate-limit headers (names are matched case-insensitively).
+
+        `now` is when the request was sent: the server counts its reset times from then.
+        """
         headers = {name.lower(): value for name, value in headers.items()}
         bucket_value = headers.get(INCREMENTAL_HEADER)
         bucket_total = None
