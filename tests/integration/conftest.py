@@ -25,7 +25,8 @@ class RunningSimulator:
     def client(self, **kwargs: Any) -> httpx.Client:
         """An httpx client on the simulator, authenticated with the API token; closed by you."""
         headers = {"Authorization": self.auth_header, **kwargs.pop("headers", {})}
-        return httpx.Client(base_url=self.base_url, headers=headers, timeout=10, **kwargs)
+        kwargs.setdefault("timeout", 10)
+        return httpx.Client(base_url=self.base_url, headers=headers, **kwargs)
 
     def export_url(self, **params: Any) -> str:
         query = "&".join(f"{k}={v}" for k, v in params.items())
