@@ -200,7 +200,8 @@ class LogReader:
                     name=topic,
                     partitions=[
                         ListOffsetsRequest.ListOffsetsTopic.ListOffsetsPartition(
-                            partition_index=partition, current_leader_epoch=-1,
+                            partition_index=partition,
+                            current_leader_epoch=-1,
                             timestamp=_EARLIEST,
                         )
                     ],
@@ -226,8 +227,11 @@ class LogReader:
                     topic=tp.topic,
                     partitions=[
                         FetchRequest.FetchTopic.FetchPartition(
-                            partition=tp.partition, current_leader_epoch=-1,
-                            fetch_offset=offset, last_fetched_epoch=-1, log_start_offset=-1,
+                            partition=tp.partition,
+                            current_leader_epoch=-1,
+                            fetch_offset=offset,
+                            last_fetched_epoch=-1,
+                            log_start_offset=-1,
                             partition_max_bytes=_FETCH_MAX_BYTES,
                         )
                     ],
@@ -305,8 +309,12 @@ class LogReader:
                 )
             position = advanced
         if decided.undecided:
-            log.debug("%s[%d]: %d records of undecided transactions left out",
-                      topic, partition, decided.undecided)
+            log.debug(
+                "%s[%d]: %d records of undecided transactions left out",
+                topic,
+                partition,
+                decided.undecided,
+            )
 
 
 def _records(batch: Any, partition: int, start: int, end: int) -> Iterator[LogRecord]:

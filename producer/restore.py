@@ -47,7 +47,10 @@ def read_checkpoint(reader: LogReader, topics: SinkTopics, account: str) -> Chec
 
 
 def catch_up(
-    reader: LogReader, topics: SinkTopics, account: str, store: Store,
+    reader: LogReader,
+    topics: SinkTopics,
+    account: str,
+    store: Store,
     batch_size: int = APPLY_BATCH,
 ) -> int:
     """Apply committed changelog entries the store has not seen; returns how many were read."""
@@ -97,6 +100,9 @@ def restore(
             )
     if metrics is not None:
         metrics.store_restored.inc(replayed)
-    log.info("restored state: cursor=%s, %d changelog entries replayed",
-             checkpoint.cursor.to_json() if checkpoint else None, replayed)
+    log.info(
+        "restored state: cursor=%s, %d changelog entries replayed",
+        checkpoint.cursor.to_json() if checkpoint else None,
+        replayed,
+    )
     return RestoredState(checkpoint, replayed, positions)

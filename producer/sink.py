@@ -127,12 +127,14 @@ class TransactionBatch:
 
 # --- the producer ----------------------------------------------------------------------
 
-_FENCED_CODES = frozenset({
-    RdKafkaError._FENCED,
-    RdKafkaError.PRODUCER_FENCED,
-    RdKafkaError.INVALID_PRODUCER_EPOCH,
-    RdKafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-})
+_FENCED_CODES = frozenset(
+    {
+        RdKafkaError._FENCED,
+        RdKafkaError.PRODUCER_FENCED,
+        RdKafkaError.INVALID_PRODUCER_EPOCH,
+        RdKafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    }
+)
 
 
 def _error_of(exc: KafkaException) -> RdKafkaError | None:
@@ -183,16 +185,18 @@ class TransactionalSink:
             "client.id": f"zendesk-cdc-{self.account}",
         }
         conf.update(self._conn.librdkafka())  # user settings and pass-through keys
-        conf.update({
-            # exactly-once is not negotiable: these win over pass-through keys
-            "transactional.id": self.transactional_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "transaction.timeout.ms": self._transaction_timeout_ms,
-            "statistics.interval.ms": self._statistics_interval_ms,
-            "stats_cb": self._on_stats,
-            "error_cb": self._on_error,
-        })
+        conf.update(
+            {
+                # exactly-once is not negotiable: these win over pass-through keys
+                "transactional.id": self.transactional_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "transaction.timeout.ms": self._transaction_timeout_ms,
+                "statistics.interval.ms": self._statistics_interval_ms,
+                "stats_cb": self._on_stats,
+                "error_cb": self._on_error,
+            }
+        )
         return conf
 
     def init(self) -> None:
@@ -268,8 +272,13 @@ class TransactionalSink:
                 entry = SinkRecord(
                     encode_changelog_key(ticket_id), encode_changelog_value(version), owner
                 )
-                self._produce(producer, self.topics.changelog, entry, on_changelog,
-                              partition=ticket_id % self._changelog_partitions)
+                self._produce(
+                    producer,
+                    self.topics.changelog,
+                    entry,
+                    on_changelog,
+                    partition=ticket_id % self._changelog_partitions,
+                )
             if batch.store_changes:
                 # the checkpoint names the changelog ends, so learn them before writing it
                 if producer.flush(self._timeout) > 0:
@@ -287,8 +296,11 @@ class TransactionalSink:
                 metadata=batch.metadata,
             )
             self._produce(
-                producer, self.topics.offsets,
-                SinkRecord(self.account.encode(), checkpoint.encode()), on_delivery, partition=0,
+                producer,
+                self.topics.offsets,
+                SinkRecord(self.account.encode(), checkpoint.encode()),
+                on_delivery,
+                partition=0,
             )
             self._commit(producer)
         except KafkaTransactionError:
@@ -315,8 +327,7 @@ class TransactionalSink:
         callback: Any,
         partition: int | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"key": record.key, "value": record.value,
-                                  "on_delivery": callback}
+        kwargs: dict[str, Any] = {"key": record.key, "value": record.value, "on_delivery": callback}
         if record.headers:
             kwargs["headers"] = list(record.headers)
         if partition is not None:
@@ -351,8 +362,9 @@ class TransactionalSink:
                     raise KafkaTransactionError(f"commit needs abort: {exc}") from exc
                 if err.retriable() and attempt < self._commit_retries:
                     attempt += 1
-                    log.warning("commit failed (%s), retrying %d/%d", err, attempt,
-                                self._commit_retries)
+                    log.warning(
+                        "commit failed (%s), retrying %d/%d", err, attempt, self._commit_retries
+                    )
                     continue
                 # the broker may or may not have committed: only Kafka's state can tell
                 raise KafkaFatalError(f"commit of unknown outcome: {exc}") from exc
@@ -389,4 +401,3 @@ class TransactionalSink:
     def _on_error(self, err: RdKafkaError) -> None:
         # connection trouble is retried by librdkafka; fatal errors surface in calls
         log.warning("kafka client: %s", err)
-

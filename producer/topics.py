@@ -61,8 +61,12 @@ def default_specs(
 ) -> list[TopicSpec]:
     rf = replication_factor
     return [
-        TopicSpec(topics.records, records_partitions, rf,
-                  {"cleanup.policy": "delete", **(records_config or {})}),
+        TopicSpec(
+            topics.records,
+            records_partitions,
+            rf,
+            {"cleanup.policy": "delete", **(records_config or {})},
+        ),
         TopicSpec(topics.changelog, changelog_partitions, rf, COMPACT),
         # one partition: the checkpoint of an account is a single key, read at start-up
         TopicSpec(topics.offsets, 1, rf, COMPACT),
@@ -135,8 +139,10 @@ def ensure_topics(
     created: list[str] = []
     if missing:
         futures = admin.create_topics(
-            [NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config))
-             for s in missing],
+            [
+                NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config))
+                for s in missing
+            ],
             operation_timeout=_TIMEOUT_S,
         )
         for name, future in futures.items():
