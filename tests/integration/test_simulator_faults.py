@@ -18,7 +18,7 @@ def run(simulator_factory: SimulatorFactory) -> RunningSimulator:
     return simulator_factory(tickets=50, rate_limit_enabled=False)
 
 
-def _get(client: httpx.Client, **params: object) -> httpx.Response:
+def _get(client: httpx.Client, **params: int) -> httpx.Response:
     return client.get(PATH, params={"start_time": 0, **params})
 
 
