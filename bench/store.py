@@ -125,16 +125,17 @@ def _row(k: int, n: int) -> tuple[int, int, int]:
     return ticket_id(k), v.generated_timestamp, v.fingerprint
 
 
-def load(store: SqliteStore, n: int, shuffled: bool) -> None:
-    """Fill the store as a changelog replay would: batches of 1,000 with positions."""
-    print(f"-- load {n:,} tickets ({'shuffled' if shuffled else 'id'} order, batches of 1,000)")
+def load(store: SqliteStore, n: int, shuffled: bool, batch_size: int) -> None:
+    """Fill the store as a changelog replay would: batches of records with positions."""
+    order = "shuffled" if shuffled else "id"
+    print(f"-- load {n:,} tickets ({order} order, batches of {batch_size:,})")
     started = time.perf_counter()
     batch: dict[int, Version] = {}
     offset = 0
     report_every = max(n // 5, 1)
     for done, k in enumerate(load_order(n, shuffled), start=1):
         batch[ticket_id(k)] = version(k, n)
-        if len(batch) == 1000 or done == n:
+        if len(batch) == batch_size or done == n:
             offset += len(batch)
             store.apply(batch, {offset % 6: offset})
             batch = {}
@@ -241,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=2_000_000)
     parser.add_argument("--pages", type=int, default=300, help="pages per id pattern")
     parser.add_argument("--order", choices=("shuffled", "id"), default="shuffled")
+    parser.add_argument("--load-batch", type=int, default=1000, help="tickets per apply()")
     parser.add_argument("--survey-tickets", type=int, default=200_000, help="0 skips it")
     parser.add_argument("--dir", type=Path, help="where to put the files (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -254,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = workdir / "store.db"
         with SqliteStore.open(path) as store:
             started = time.perf_counter()
-            load(store, n, args.order == "shuffled")
+            load(store, n, args.order == "shuffled", args.load_batch)
             print(f"   loaded in {time.perf_counter() - started:.1f} s")
             store.checkpoint()
             print(f"   after load: {store.size_bytes() / n:.2f} bytes/ticket")
