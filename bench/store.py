@@ -40,7 +40,7 @@ _MASK64 = (1 << 64) - 1
 
 def ticket_id(k: int) -> int:
     """The k-th ticket's id: strictly increasing, with irregular gaps of 1 to 97."""
-    return BASE_ID + 97 * k - (k * 2_654_435_761) % 89
+    return BASE_ID + 97 * k - _mix(k) % 89
 
 
 def version(k: int, n: int, round_: int = 0) -> Version:
