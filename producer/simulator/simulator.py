@@ -66,6 +66,7 @@ class Simulator:
         self._current_change: dict[int, int] = {}
         self._served: set[int] = set()
         self._requests: list[RequestRecord] = []
+        self._next_id = self.config.tickets + 1
         now = self.clock.now()
         self.auth = Authenticator(self.config, now)
         self.rate_limiter = RateLimiter(
@@ -115,7 +116,8 @@ class Simulator:
         """A new ticket; returns its id."""
         with self.lock:
             ts = self._second(at)
-            tid = max(self._tickets, default=0) + 1
+            tid = self._next_id
+            self._next_id += 1
             self._put(self._factory.ticket(tid, ts, ts, ts), ChangeOp.CREATE)
             if ai_agent:
                 self._ai_agent.add(tid)
@@ -171,19 +173,23 @@ class Simulator:
         """One event of the live activity model."""
         with self.lock:
             roll = self._rng.random()
-            live = (
-                [t for t, v in self._tickets.items() if v["status"] != "deleted"]
-                if roll >= 0.2
-                else []
-            )
-            if not live:
+            target = self._random_live() if roll >= 0.2 else None
+            if target is None:
                 self.create(ai_agent=self._rng.random() < self.config.ai_agent_fraction)
             elif roll < 0.65:
-                self.update_ticket(self._rng.choice(live))
+                self.update_ticket(target)
             elif roll < 0.92:
-                self.update_ticket(self._rng.choice(live), system_only=True)
+                self.update_ticket(target, system_only=True)
             else:
-                self.delete(self._rng.choice(live))
+                self.delete(target)
+
+    def _random_live(self) -> int | None:
+        """A random ticket that is not deleted, in O(1) expected (most tickets are live)."""
+        for _ in range(20):
+            ticket = self._tickets.get(self._rng.randrange(1, max(2, self._next_id)))
+            if ticket is not None and ticket["status"] != "deleted":
+                return int(ticket["id"])
+        return None
 
     # ------------------------------------------------------------------- reads
     def ticket(self, ticket_id: int) -> dict[str, Any]:
@@ -218,6 +224,14 @@ class Simulator:
     def requests(self) -> list[RequestRecord]:
         with self.lock:
             return list(self._requests)
+
+    def requests_per_minute(self, path_prefix: str = "/api/v2/incremental") -> float:
+        """Export requests per simulated minute, first to last request (0 with fewer than 2)."""
+        with self.lock:
+            times = [r.at for r in self._requests if r.path.startswith(path_prefix)]
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return (len(times) - 1) * 60.0 / (times[-1] - times[0])
 
     def request_count(
         self, *, status: int | None = None, path_prefix: str = "/api/v2/incremental"

@@ -162,3 +162,18 @@ def test_unknown_account_is_404(simulator_factory: SimulatorFactory) -> None:
     resp = _status(run, run.auth_header)
     assert resp.status_code == 404
     assert resp.headers["Content-Type"].startswith("text/html")
+
+
+def test_request_rate_is_measured_on_the_simulator_clock(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    run = simulator_factory(
+        tickets=5, start=1_790_000_000.0, speed=1e-6
+    )  # time stands nearly still
+    with run.client() as client:
+        for _ in range(4):
+            assert client.get(PATH, params={"start_time": 0}).status_code == 200
+            run.clock.advance(20)
+    # 4 requests 20 s apart: 3 intervals in 60 s
+    assert run.sim.requests_per_minute() == pytest.approx(3.0, rel=1e-3)
+    assert [r.status for r in run.sim.requests()] == [200] * 4
