@@ -122,7 +122,8 @@ class ExportClient:
         self.budget = RateBudget(
             options.requests_per_minute, options.reserve_fraction, options.rate_safety_seconds
         )
-        self.page_size = PageSize(options.per_page, options.per_page_floor, options.grow_after)
+        floor = min(options.per_page_floor, options.per_page)
+        self.page_size = PageSize(options.per_page, floor, options.grow_after)
         self._backoff = Backoff(options.backoff_base, options.backoff_max, rng)
         metrics.rate_budget_per_minute.set(self.budget.per_minute)
         metrics.per_page.set(self.page_size.current)

@@ -53,7 +53,7 @@ def test_allowed_urls(url: str) -> None:
         ({"base_url": "http://10.0.0.5"}, "zendesk_url"),
         ({"base_url": "ftp://localhost"}, "zendesk_url"),
         ({"per_page": 1001}, "per_page"),
-        ({"per_page": 100, "per_page_floor": 200}, "per_page_floor"),
+        ({"per_page_floor": 0}, "per_page_floor"),
         ({"support_type_scope": "everyone"}, "support_type_scope"),
         ({"include": ("users", "last_audits")}, "include"),
         ({"hold_back_margin": 30}, "hold_back_margin"),
