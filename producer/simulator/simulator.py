@@ -108,8 +108,11 @@ class Simulator:
             self._changes.append(ContentChange(tid, op, ts, content_of(ticket)))
             self._current_change[tid] = len(self._changes) - 1
 
-    def _second(self, at: int | None) -> int:
-        return int(self.clock.now()) if at is None else at
+    def _second(self, at: int | None, ticket_id: int | None = None) -> int:
+        ts = int(self.clock.now()) if at is None else at
+        if ticket_id is not None and ts < self._tickets[ticket_id]["generated_timestamp"]:
+            raise ValueError(f"ticket {ticket_id}: generated_timestamp cannot move back to {ts}")
+        return ts
 
     # ---------------------------------------------------------------- activity
     def create(self, *, ai_agent: bool = False, at: int | None = None) -> int:
@@ -129,7 +132,7 @@ class Simulator:
         """An agent update (content changes) or a system-only one (only generated_timestamp
         moves, e.g. an SLA recalculation); returns the new generated_timestamp."""
         with self.lock:
-            ts = self._second(at)
+            ts = self._second(at, ticket_id)
             old = self._tickets[ticket_id]
             if system_only:
                 new = dict(old)
@@ -142,7 +145,7 @@ class Simulator:
     def delete(self, ticket_id: int, *, at: int | None = None) -> int:
         """Deleted tickets stay in the export with status "deleted"."""
         with self.lock:
-            ts = self._second(at)
+            ts = self._second(at, ticket_id)
             new = dict(self._tickets[ticket_id])
             new["status"] = "deleted"
             new["updated_at"] = iso(ts)
@@ -160,7 +163,9 @@ class Simulator:
             live = [
                 t
                 for t, v in self._tickets.items()
-                if v["status"] != "deleted" and t not in self._ai_agent
+                if v["status"] != "deleted"
+                and t not in self._ai_agent
+                and v["generated_timestamp"] <= ts  # versions never move back in time
             ]
             ids = self._rng.sample(live, min(count, len(live)))
             for tid in ids:

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import httpx
+import pytest
 
 from producer.clock import ScaledClock
 from producer.simulator import ChangeOp, Observed, Simulator, SimulatorConfig, run_simulator
@@ -140,3 +141,15 @@ def test_same_seed_same_account() -> None:
     c = Simulator(SimulatorConfig(tickets=40, seed=10), clock)
     assert [a.ticket(i) for i in range(1, 41)] == [b.ticket(i) for i in range(1, 41)]
     assert [a.ticket(i) for i in range(1, 41)] != [c.ticket(i) for i in range(1, 41)]
+
+
+def test_versions_never_move_back_in_time(simulator_factory: SimulatorFactory) -> None:
+    run = simulator_factory(tickets=50, rate_limit_enabled=False)
+    ts = run.sim.ticket(1)["generated_timestamp"]
+    with pytest.raises(ValueError, match="cannot move back"):
+        run.sim.update_ticket(1, system_only=True, at=ts - 1)
+    # a burst in the past takes only tickets older than its second, and creates the rest
+    second = min(run.sim.ticket(i)["generated_timestamp"] for i in range(1, 51)) + 1
+    ids = run.sim.burst(10, second)
+    assert all(run.sim.ticket(i)["generated_timestamp"] == second for i in ids)
+    assert len(ids) == 10
