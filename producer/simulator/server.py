@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,7 +12,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from producer.clock import Clock, ScaledClock
 from producer.simulator.activity import LiveActivity
-from producer.simulator.auth import basic_header
 from producer.simulator.config import SimulatorConfig
 from producer.simulator.simulator import SimRequest, Simulator
 
@@ -117,20 +117,30 @@ def run_simulator(
     activity_rate: float = 0.0,
     *,
     host: str = "127.0.0.1",
+    activity_per_minute: float | None = None,
+    rate_limit: int | None = None,
     config: SimulatorConfig | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Serve until interrupted (or `stop` is set): the `zendesk-cdc simulate` command."""
-    base = config or SimulatorConfig()
-    from dataclasses import replace  # noqa: PLC0415
+    """Serve until interrupted (or `stop` is set): the `zendesk-cdc simulate` command.
 
-    cfg = replace(base, tickets=tickets, seed=seed, activity_per_minute=activity_rate)
+    `activity_per_minute` is an alias of `activity_rate` (events per simulated minute);
+    `rate_limit` sets the incremental-export requests per minute.
+    """
+    cfg = dataclasses.replace(
+        config or SimulatorConfig(),
+        tickets=tickets,
+        seed=seed,
+        activity_per_minute=activity_rate if activity_per_minute is None else activity_per_minute,
+    )
+    if rate_limit is not None:
+        cfg = dataclasses.replace(cfg, rate_limit_per_minute=rate_limit)
     clock: Clock = ScaledClock(speed=speed)
     with SimulatorServer(Simulator(cfg, clock), host, port) as server:
-        auth = basic_header(cfg.email, cfg.api_token)
         print(
-            f"Zendesk simulator: {cfg.tickets} tickets on {server.base_url} (speed x{speed}); try: "
-            f"curl -H '{auth.replace('Basic ', 'Authorization: Basic ')}' "
+            f"Zendesk simulator: {cfg.tickets} tickets on {server.base_url} (clock x{speed}, "
+            f"{cfg.rate_limit_per_minute} export requests/min); try:\n"
+            f"  curl -u '{cfg.email}/token:{cfg.api_token}' "
             f"'{server.base_url}/api/v2/incremental/tickets.json?start_time=0&per_page=2'",
             flush=True,
         )

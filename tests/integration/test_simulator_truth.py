@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from typing import Any
 
 import httpx
 import pytest
 
 from producer.clock import ScaledClock
-from producer.simulator import ChangeOp, Observed, Simulator, SimulatorConfig, run_simulator
+from producer.simulator import (
+    DEFAULT_EMAIL,
+    DEFAULT_TOKEN,
+    ChangeOp,
+    Observed,
+    Simulator,
+    SimulatorConfig,
+    run_simulator,
+)
 from tests.integration.conftest import SimulatorFactory
 
 PATH = "/api/v2/incremental/tickets.json"
@@ -122,16 +132,41 @@ def test_actions_endpoint_drives_the_account(simulator_factory: SimulatorFactory
     assert run.sim.ticket_count == 7 + 14
 
 
-def test_run_simulator_serves_until_stopped() -> None:
+def test_run_simulator_serves_until_stopped(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     stop = threading.Event()
-    thread = threading.Thread(
-        target=run_simulator,
-        kwargs={"port": 0, "tickets": 5, "seed": 3, "speed": 10.0, "stop": stop},
-    )
+    options = {
+        "host": "127.0.0.1",
+        "port": port,
+        "tickets": 5,
+        "seed": 3,
+        "speed": 10.0,
+        "activity_per_minute": 0.0,
+        "rate_limit": 30,
+        "stop": stop,
+    }
+    thread = threading.Thread(target=run_simulator, kwargs=options)
     thread.start()
-    stop.set()
-    thread.join(timeout=10)
+    try:
+        url = f"http://127.0.0.1:{port}/api/v2/incremental/tickets.json?start_time=0"
+        for _ in range(100):  # until it listens
+            try:
+                resp = httpx.get(url, auth=(f"{DEFAULT_EMAIL}/token", DEFAULT_TOKEN))
+                break
+            except httpx.ConnectError:
+                time.sleep(0.02)
+        assert resp.status_code == 200
+        assert resp.json()["count"] == 5
+        assert resp.headers["X-Rate-Limit"] == "30"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
     assert not thread.is_alive()
+    printed = capsys.readouterr().out
+    assert f"http://127.0.0.1:{port}" in printed
+    assert f"curl -u '{DEFAULT_EMAIL}/token:{DEFAULT_TOKEN}'" in printed
 
 
 def test_same_seed_same_account() -> None:
