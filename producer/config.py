@@ -8,7 +8,6 @@ of them, and docker-compose and the Helm chart use the same names.
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -18,9 +17,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from producer.errors import ConfigError
 from producer.model import ExportMode
+from producer.zendesk.start import parse_start
 
 ENV_PREFIX = "ZENDESK_CDC_"
-_RELATIVE = re.compile(r"^\d+[dhm]$")
 
 
 def is_loopback(host: str) -> bool:
@@ -169,13 +168,9 @@ class Settings(BaseSettings):
     @field_validator("start")
     @classmethod
     def _check_start(cls, value: str) -> str:
-        from datetime import datetime  # noqa: PLC0415
-
-        if value.isdigit() or _RELATIVE.match(value):
-            return value
         try:
-            datetime.fromisoformat(value)
-        except ValueError as exc:
+            parse_start(value, now=0.0)
+        except ConfigError as exc:
             raise ValueError("use 0 (unix seconds), an ISO date, or 30d / 12h / 90m") from exc
         return value
 
