@@ -139,6 +139,9 @@ class ExportClient:
             yield page
             if page.end_of_stream:
                 return
+            if page.next_cursor == cursor:  # never spin on a cursor that does not move
+                self._metrics.errors.labels("cursor_stuck").inc()
+                raise CursorStuckError(cursor.start_time)
             cursor = page.next_cursor
 
     def fetch_page(self, cursor: ExportCursor) -> ExportPage | None:
@@ -165,7 +168,7 @@ class ExportClient:
             lambda body, at: parse_time_page(body, cursor, at),
         )
         stuck = (
-            page.tickets
+            (page.tickets or page.malformed)
             and not page.end_of_stream
             and page.next_cursor.start_time == cursor.start_time
         )

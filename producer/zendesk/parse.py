@@ -51,13 +51,17 @@ def _load(body: bytes) -> dict[str, Any]:
     return data
 
 
-def _end_of_stream(data: Mapping[str, Any], empty: bool) -> bool:
+def _end_of_stream(data: Mapping[str, Any], empty: bool, *, empty_ends: bool) -> bool:
+    """`empty_ends`: an empty page ends the stream whatever it says (safe in time mode,
+    where the cursor stays put; not in the cursor export, where it would skip ahead)."""
     value = data.get("end_of_stream")
-    if isinstance(value, bool):
-        return value
-    if value is None and empty:
-        return True  # an empty result may come with nulls: nothing more to read now
-    raise MalformedResponseError("end_of_stream is missing or not a boolean")
+    if value is not None and not isinstance(value, bool):
+        raise MalformedResponseError("end_of_stream is not a boolean")
+    if empty and (empty_ends or value is None):
+        return True  # nothing came back (nulls are allowed): nothing more to read now
+    if value is None:
+        raise MalformedResponseError("end_of_stream is missing")
+    return value
 
 
 def _raw(item: Any) -> str:
@@ -116,7 +120,7 @@ def parse_time_page(body: bytes, start: ExportCursor, fetched_at: float) -> Expo
         tickets=good,
         start=start,
         next_cursor=next_cursor,
-        end_of_stream=_end_of_stream(data, empty=not items),
+        end_of_stream=_end_of_stream(data, empty=not items, empty_ends=True),
         fetched_at=fetched_at,
         malformed=bad,
         sideloads=_sideloads(data, TIME_ENVELOPE),
@@ -134,6 +138,6 @@ def parse_cursor_page(body: bytes) -> CursorEnvelope:
         tickets=good,
         malformed=bad,
         after_cursor=after,
-        end_of_stream=_end_of_stream(data, empty=not items),
+        end_of_stream=_end_of_stream(data, empty=not items, empty_ends=False),
         sideloads=_sideloads(data, CURSOR_ENVELOPE),
     )

@@ -214,6 +214,24 @@ def test_stuck_second_is_read_through_the_cursor_export_then_time_resumes(make: 
     assert sample(metrics, "zendesk_cdc_errors_total", kind="cursor_stuck") == 1
 
 
+def test_a_stuck_page_of_only_malformed_tickets_still_falls_back(make: Make) -> None:
+    body = {"tickets": [{"id": "x", "generated_timestamp": OLD}], "count": 1, "end_time": OLD,
+            "end_of_stream": False}  # fmt: skip
+    replies = [httpx.Response(200, json=body), cursor_page([ticket(2, OLD + 1)], "c1", eos=True)]
+    client, server, _, _ = make(replies)
+    pages = list(client.pages(ExportCursor(OLD)))
+    assert [p.ticket_ids for p in pages] == [[2]]
+    assert server.path(1) == CURSOR_PATH
+
+
+def test_pages_never_spin_on_a_cursor_that_does_not_move(make: Make) -> None:
+    replies = [cursor_page([ticket(1, OLD)], "c1", eos=False), cursor_page([], "c1", eos=False)]
+    client, _, _, metrics = make(replies)
+    with pytest.raises(CursorStuckError):
+        list(client.pages(ExportCursor(OLD, "c0", ExportMode.CURSOR)))
+    assert sample(metrics, "zendesk_cdc_errors_total", kind="cursor_stuck") == 1
+
+
 def test_a_crash_inside_the_stuck_second_resumes_from_the_saved_cursor(make: Make) -> None:
     client, server, _, _ = make([cursor_page([ticket(5, OLD + 2)], "c9", eos=True)])
     page = client.fetch_page(ExportCursor(OLD, "c2"))

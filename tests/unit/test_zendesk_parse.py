@@ -59,8 +59,10 @@ def test_empty_page_keeps_the_cursor(end_time: int | None) -> None:
     assert page.end_of_stream is True
 
 
-def test_empty_page_with_null_end_of_stream_counts_as_end() -> None:
-    body = b'{"tickets": [], "count": 0, "end_time": null, "next_page": null}'
+@pytest.mark.parametrize("eos", ["null", "false"])
+def test_an_empty_page_always_ends_the_stream(eos: str) -> None:
+    """Nothing came back, whatever end_of_stream says: paging on would only spin."""
+    body = f'{{"tickets": [], "count": 0, "end_time": null, "end_of_stream": {eos}}}'.encode()
     assert parse_time_page(body, START, 0.0).end_of_stream is True
 
 
