@@ -76,6 +76,12 @@ def _string_array(value: Any) -> list[str]:
     return [_string(item) for item in value]
 
 
+_JSON_VALUE = "com.zendesk_cdc.JsonValue"
+# Avro union branch names for fastavro's tuple notation, by Python type
+_BRANCH = {bool: "boolean", int: "long", float: "double", str: "string", list: "array"}
+_SIMPLE_BRANCH = {bool: "boolean", float: "double", str: "string"}  # always exact
+
+
 def _field_value(value: Any) -> Any:
     """A custom-field value into the union branch that holds it exactly."""
     kind = type(value)
@@ -88,14 +94,26 @@ def _field_value(value: Any) -> Any:
     return {"json": _dumps(value)}
 
 
-def _custom_fields(value: Any) -> list[dict[str, Any]]:
+def _custom_fields(value: Any, tagged: bool = False) -> list[dict[str, Any]]:
+    # the hot loop of the mapping (tens of entries per ticket): kept inline on purpose
     if type(value) is not list:
         raise _WrongTypeError(f"expected a list of {{id, value}}, got {type(value).__name__}")
     out = []
     for entry in value:
-        if type(entry) is not dict or entry.keys() != {"id", "value"}:
+        if type(entry) is not dict or len(entry) != 2 or "value" not in entry:
             raise _WrongTypeError(f"expected {{id, value}} entries, got {entry!r:.60}")
-        out.append({"id": _long(entry["id"]), "value": _field_value(entry["value"])})
+        field_id = entry.get("id")
+        if type(field_id) is not int or not INT64_MIN <= field_id <= INT64_MAX:
+            raise _WrongTypeError(f"expected an integer within int64, got {field_id!r:.40}")
+        item = entry["value"]
+        if item is not None:
+            branch = _SIMPLE_BRANCH.get(type(item))
+            if branch is None:
+                item = _field_value(item)
+                branch = _JSON_VALUE if type(item) is dict else _BRANCH[type(item)]
+            if tagged:
+                item = (branch, item)
+        out.append({"id": field_id, "value": item})
     return out
 
 
@@ -157,6 +175,10 @@ KNOWN_FIELDS = frozenset(
     + ["via", "satisfaction_rating"]
 )
 _VIA_KEYS = frozenset({"channel", "source"})
+_VIA = "com.zendesk_cdc.Via"
+_ARRAY_FIELDS = frozenset(
+    name for name, check in _TYPED if check in (_long_array, _string_array, _custom_fields)
+)
 
 
 def _via(value: Any, absent: list[str]) -> dict[str, Any]:
@@ -178,8 +200,14 @@ def _via(value: Any, absent: list[str]) -> dict[str, Any]:
     }
 
 
-def ticket_to_avro(ticket: RawTicket) -> dict[str, Any]:
-    """The Avro `Ticket` record for a raw export ticket; EncodeError on a wrong type."""
+def ticket_to_avro(ticket: RawTicket, *, tagged: bool = False) -> dict[str, Any]:
+    """The Avro `Ticket` record for a raw export ticket; EncodeError on a wrong type.
+
+    `tagged=True` names the branch of every non-null complex union value with
+    fastavro's tuple notation (`("array", [...])`): the bytes are identical, but
+    fastavro skips trying each branch by deep validation, which doubles encode speed.
+    Use it for writing only; decoding gives back the untagged form.
+    """
     raw_id = ticket.get("id")
     ticket_id = raw_id if type(raw_id) is int else None
     name = "id"
@@ -194,8 +222,12 @@ def ticket_to_avro(ticket: RawTicket) -> dict[str, Any]:
                 if name not in ticket:
                     absent.append(name)
                 record[name] = None
-            else:
+            elif not tagged or name not in _ARRAY_FIELDS:
                 record[name] = check(value)
+            elif check is _custom_fields:
+                record[name] = ("array", _custom_fields(value, tagged=True))
+            else:
+                record[name] = ("array", check(value))
         for name in TIMESTAMP_FIELDS:
             value = ticket.get(name)
             if value is None:
@@ -209,7 +241,11 @@ def ticket_to_avro(ticket: RawTicket) -> dict[str, Any]:
         via = ticket.get("via")
         if via is None and "via" not in ticket:
             absent.append("via")
-        record["via"] = None if via is None else _via(via, absent)
+        if via is None:
+            record["via"] = None
+        else:
+            mapped_via = _via(via, absent)
+            record["via"] = (_VIA, mapped_via) if tagged else mapped_via
         name = "satisfaction_rating"
         rating = ticket.get("satisfaction_rating")
         if rating is None and "satisfaction_rating" not in ticket:
@@ -294,9 +330,14 @@ def _millis_datetime(unix_seconds: float) -> datetime:
     return _EPOCH + timedelta(milliseconds=round(unix_seconds * 1000))
 
 
-def change_record(op: str, ticket: RawTicket, source: SourceInfo) -> dict[str, Any]:
-    """The `TicketChange` envelope for one planned change; EncodeError on a bad ticket."""
-    mapped = ticket_to_avro(ticket)
+def change_record(
+    op: str, ticket: RawTicket, source: SourceInfo, *, tagged: bool = False
+) -> dict[str, Any]:
+    """The `TicketChange` envelope for one planned change; EncodeError on a bad ticket.
+
+    `tagged`: see `ticket_to_avro` (the serializers' fast path).
+    """
+    mapped = ticket_to_avro(ticket, tagged=tagged)
     return {
         "op": op,
         "ticket": mapped,

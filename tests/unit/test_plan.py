@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -283,3 +285,14 @@ def test_apply_known_mapping_is_only_read() -> None:
     snapshot = dict(known)
     plan_page(page([ticket(1, 300, "new")]), known)
     assert known == snapshot
+
+
+def test_the_pure_core_imports_no_io_library() -> None:
+    code = (
+        "import sys, producer.plan, producer.fingerprint, producer.avro_mapping\n"
+        "print(sorted({'httpx', 'confluent_kafka', 'sqlite3', 'fastavro'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
