@@ -158,8 +158,12 @@ def _oauth(sim: Simulator, req: SimRequest) -> SimResponse:
 
 def _admin(sim: Simulator, req: SimRequest, path: str) -> SimResponse:
     """Test and demo controls; unauthenticated and outside the rate limit."""
-    body = _form(req) if req.method == "POST" and not req.body.strip().startswith(b"{") else {}
-    data: dict[str, Any] = json.loads(req.body) if req.body.strip().startswith(b"{") else dict(body)
+    try:
+        data: Any = json.loads(req.body) if req.body.strip() else {}
+    except ValueError:
+        return _resp(400, {"error": "the body must be a JSON object"})
+    if not isinstance(data, dict):
+        return _resp(400, {"error": "the body must be a JSON object"})
     if path == "/__sim/truth" and req.method == "GET":
         return _resp(200, truth_json(sim))
     if path == "/__sim/faults" and req.method == "POST":
@@ -176,7 +180,10 @@ def _admin(sim: Simulator, req: SimRequest, path: str) -> SimResponse:
             "oauth_refreshes": sim.auth.refreshes,
         })  # fmt: skip
     if path == "/__sim/actions" and req.method == "POST":
-        return _resp(200, _action(sim, data))
+        try:
+            return _resp(200, _action(sim, data))
+        except (KeyError, ValueError, TypeError) as exc:
+            return _resp(400, {"error": repr(exc)})
     return _resp(404, {"error": "InvalidEndpoint", "description": "Not found"})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 from producer.clock import Clock, ScaledClock
 from producer.simulator.activity import LiveActivity
 from producer.simulator.config import SimulatorConfig
-from producer.simulator.simulator import SimRequest, Simulator
+from producer.simulator.simulator import SimRequest, SimResponse, Simulator
 
 MAX_BODY = 1 << 20
 
@@ -41,7 +42,13 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             base_url=f"http://{host}",
         )
-        resp = self.server.simulator.handle(req)
+        try:
+            resp = self.server.simulator.handle(req)
+        except Exception:  # a simulator bug must not look like a dropped connection
+            logging.getLogger(__name__).exception("simulator failed on %s", self.path)
+            resp = SimResponse(
+                500, b'{"error":"SimulatorBug"}', (("Content-Type", "application/json"),)
+            )
         if resp.delay > 0:
             time.sleep(resp.delay)  # the slow-response fault is real time: it tests client timeouts
         self.send_response(resp.status)

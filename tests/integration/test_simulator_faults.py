@@ -93,3 +93,11 @@ def test_admin_endpoint_sets_faults(run: RunningSimulator) -> None:
         assert _get(client).status_code == 200
         bad = client.post("/__sim/faults", json={"missing_envelope_keys": ["nope"]})
     assert bad.status_code == 400
+
+
+def test_admin_endpoints_reject_bad_bodies(run: RunningSimulator) -> None:
+    with run.client() as client:
+        assert client.post("/__sim/faults", content=b"not json").status_code == 400
+        assert client.post("/__sim/actions", json={"delete": 9999}).status_code == 400
+        assert client.post("/__sim/actions", json=[1]).status_code == 400
+        assert _get(client).status_code == 200
