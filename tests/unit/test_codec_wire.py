@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from producer.wire import (
     RegistrySerializer,
     SingleObjectSerializer,
     SubjectStrategy,
+    avro_long,
     crc64_avro,
     load_schema,
 )
@@ -264,3 +266,33 @@ def test_encode_plan_publishes_in_order_with_tombstones_and_dead_letters() -> No
     assert letters[1][1]["failed_at"] == datetime.fromtimestamp(1709574030, UTC)
     # the dead-lettered ticket's version is still stored, so a replay does not retry it
     assert 3 in plan.store_updates
+
+
+@pytest.mark.parametrize("value", [0, 1, -1, 63, 64, -65, 35436, 2**31, 2**63 - 1, -(2**63)])
+def test_fast_key_encoding_matches_fastavro(value: int) -> None:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, "long", value)
+    assert avro_long(value) == out.getvalue()
+    assert RecordDecoder().decode(SingleObjectSerializer().key(value)).value == value
+
+
+def test_encode_plan_through_the_registry_with_latest_version() -> None:
+    client = registry()
+    RegistrySerializer(client, topic="t", dead_letter_topic="d").value(CHANGE)
+    latest = RegistrySerializer(
+        client, topic="t", dead_letter_topic="d", auto_register=False, use_latest_version=True
+    )
+    page = ExportPage(
+        tickets=(TICKET,),
+        start=ExportCursor(1709500000),
+        next_cursor=ExportCursor(1709574011),
+        end_of_stream=False,
+        fetched_at=1709574020.0,
+    )
+    encoded = encode_plan(plan_page(page, {}), page, account="acme", serializer=latest, now=0.0)
+    ((key, value),) = encoded.records
+    assert value is not None
+    decoded = RecordDecoder(client).decode(value)
+    assert decoded.framing == "registry"
+    assert ticket_from_avro(decoded.value["ticket"]) == TICKET
+    assert RecordDecoder(client).decode(key).value == TICKET["id"]
