@@ -192,7 +192,12 @@ class Simulator:
         """A random ticket that is not deleted, in O(1) expected (most tickets are live)."""
         for _ in range(20):
             ticket = self._tickets.get(self._rng.randrange(1, max(2, self._next_id)))
-            if ticket is not None and ticket["status"] != "deleted":
+            if (
+                ticket is not None
+                and ticket["status"] != "deleted"
+                # a test may have placed it in the future: the activity must not move it back
+                and ticket["generated_timestamp"] <= self.clock.now()
+            ):
                 return int(ticket["id"])
         return None
 
