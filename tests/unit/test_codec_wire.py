@@ -278,7 +278,9 @@ def test_fast_key_encoding_matches_fastavro(value: int) -> None:
 
 def test_encode_plan_through_the_registry_with_latest_version() -> None:
     client = registry()
-    RegistrySerializer(client, topic="t", dead_letter_topic="d").value(CHANGE)
+    registering = RegistrySerializer(client, topic="t", dead_letter_topic="d")
+    registering.value(CHANGE)
+    registering.key(1)  # without auto-registration, the key subject must exist too
     latest = RegistrySerializer(
         client, topic="t", dead_letter_topic="d", auto_register=False, use_latest_version=True
     )
