@@ -23,6 +23,7 @@ from producer.zendesk.auth import (
     read_token_file,
     write_token_file,
 )
+from producer.zendesk.options import ExportOptions
 
 TOKEN = "api-token-SECRET-1234"
 CLIENT_SECRET = "client-secret-SECRET-5678"
@@ -212,3 +213,9 @@ def test_write_is_atomic_when_the_rename_fails(
         write_token_file(token_file, TokenPair("a1", "r1", None))
     assert read_token_file(token_file).refresh_token == "r0"  # the old pair is intact
     assert [p.name for p in tmp_path.iterdir()] == ["oauth.json"]
+
+
+def test_options_repr_hides_credentials() -> None:
+    options = ExportOptions("https://acme.zendesk.com", auth=ApiTokenAuth("a@b.c", TOKEN))
+    assert TOKEN not in repr(options)
+    assert base64.b64encode(f"a@b.c/token:{TOKEN}".encode()).decode() not in repr(options)
