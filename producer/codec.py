@@ -96,7 +96,8 @@ def encode_plan(
         ticket_id = int(change.ticket["id"])
         key = serializer.key(ticket_id)
         try:
-            value = serializer.value(change_record(change.op.value, change.ticket, source))
+            record = change_record(change.op.value, change.ticket, source, tagged=True)
+            value = serializer.value(record)
         except EncodeError as exc:
             letter = dead_letter_record(
                 ticket_id=ticket_id,

@@ -110,6 +110,19 @@ def _write(schema: LoadedSchema, datum: Any, prefix: bytes) -> bytes:
     return out.getvalue()
 
 
+def avro_long(value: int) -> bytes:
+    """The Avro binary encoding of a long (zigzag varint), without fastavro's overhead."""
+    if not -(2**63) <= value < 2**63:
+        raise EncodeError(value, "ticket id outside int64")
+    n = ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
 def _encode_error(record: Mapping[str, Any], exc: Exception) -> EncodeError:
     ticket = record.get("ticket")
     ticket_id = ticket.get("id") if isinstance(ticket, Mapping) else record.get("ticket_id")
@@ -138,7 +151,7 @@ class SingleObjectSerializer:
         self._dead = load_schema(DEAD_LETTER_SCHEMA)
 
     def key(self, ticket_id: int) -> bytes:
-        return _write(self._key, ticket_id, self._key.header)
+        return self._key.header + avro_long(ticket_id)
 
     def value(self, record: Mapping[str, Any]) -> bytes:
         try:
