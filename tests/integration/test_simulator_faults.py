@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
@@ -40,14 +39,13 @@ def test_504_only_above_the_per_page_threshold(run: RunningSimulator) -> None:
 
 
 def test_slow_responses_trip_a_client_timeout(run: RunningSimulator) -> None:
-    run.sim.faults.set(delay_seconds=0.3)
-    with run.client(timeout=0.1) as client, pytest.raises(httpx.ReadTimeout):
+    run.sim.faults.set(delay_seconds=3.0)
+    with run.client(timeout=1.0) as client, pytest.raises(httpx.ReadTimeout):
         _get(client)
     run.sim.faults.set(delay_seconds=0.0)
-    with run.client() as client:
-        started = time.monotonic()
+    # the same client timeout is met once the delay is cleared (margins wide for busy CI)
+    with run.client(timeout=1.0) as client:
         assert _get(client).status_code == 200
-        assert time.monotonic() - started < 0.3
 
 
 def test_truncated_and_invalid_json_bodies(run: RunningSimulator) -> None:
