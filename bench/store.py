@@ -28,10 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from producer.model import Version
-from producer.store_sqlite import SqliteStore
+from producer.store_sqlite import SqliteStore, SqliteTuning
 
 TARGET_BYTES_PER_TICKET = 32
 TARGET_RSS_MIB = 256
+DEFAULT_TUNING = SqliteTuning()
 BASE_ID = 100_000_000
 FIRST_TS = 1_300_000_000  # 2011
 SPAN_TS = 460_000_000  # to late 2025
@@ -244,6 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--order", choices=("shuffled", "id"), default="shuffled")
     parser.add_argument("--load-batch", type=int, default=1000, help="tickets per apply()")
     parser.add_argument("--survey-tickets", type=int, default=200_000, help="0 skips it")
+    parser.add_argument("--page-size", type=int, default=DEFAULT_TUNING.page_size)
+    parser.add_argument("--cache-mib", type=float, default=DEFAULT_TUNING.cache_bytes / 2**20)
+    parser.add_argument(
+        "--wal-mib",
+        type=float,
+        default=DEFAULT_TUNING.wal_checkpoint_bytes / 2**20,
+        help="checkpoint when the WAL reaches this size",
+    )
     parser.add_argument("--dir", type=Path, help="where to put the files (default: a temp dir)")
     args = parser.parse_args(argv)
     n: int = args.tickets
@@ -254,7 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.survey_tickets:
             survey_layouts(args.survey_tickets, workdir)
         path = workdir / "store.db"
-        with SqliteStore.open(path) as store:
+        tuning = SqliteTuning(
+            page_size=args.page_size,
+            cache_bytes=int(args.cache_mib * 2**20),
+            wal_checkpoint_bytes=int(args.wal_mib * 2**20),
+        )
+        print(f"-- store tuning: {tuning}")
+        with SqliteStore.open(path, tuning=tuning) as store:
             started = time.perf_counter()
             load(store, n, args.order == "shuffled", args.load_batch)
             print(f"   loaded in {time.perf_counter() - started:.1f} s")

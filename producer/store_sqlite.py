@@ -16,6 +16,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -24,12 +25,22 @@ from producer.model import Version
 
 APPLICATION_ID = 0x5A434443  # "ZCDC": tells our files from any other SQLite database
 SCHEMA_VERSION = 1
-PAGE_SIZE = 4096  # smallest bytes/ticket of 1-64 KiB in the bench, and fewer WAL bytes
-DEFAULT_CACHE_BYTES = 8 * 1024 * 1024
-# A checkpoint every 4096 WAL pages (16 MiB): rarer checkpoints make most pages cheap,
-# while the WAL, and the wal-index beside it, stay small and bounded.
-WAL_AUTOCHECKPOINT_PAGES = 4096
-JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteTuning:
+    """Knobs measured by `python -m bench store`; the defaults are the chosen ones."""
+
+    # 4 KiB: among the smallest bytes/ticket of 1-64 KiB, and the OS page size.
+    # Applies when the file is created only.
+    page_size: int = 4096
+    # The page cache is the only memory that could grow with the data: bound it.
+    cache_bytes: int = 8 * 1024 * 1024
+    # Checkpoint once the WAL holds this much: rarer checkpoints make most pages
+    # cheap, while the WAL (and the wal-index beside it) stays bounded.
+    wal_checkpoint_bytes: int = 16 * 1024 * 1024
+
+
 # SQLite's bound on host parameters is 32766; a page above 1,000 tickets (a same-second
 # expansion) is split into chunks well below it.
 _CHUNK = 10_000
@@ -64,7 +75,7 @@ class SqliteStore:
         self._entries = self._meta_entries()
 
     @classmethod
-    def open(cls, path: Path, *, cache_bytes: int = DEFAULT_CACHE_BYTES) -> SqliteStore:
+    def open(cls, path: Path, *, tuning: SqliteTuning | None = None) -> SqliteStore:
         """Open the store at `path`, creating it (mode 0600) if it does not exist.
 
         Raises StateError if the file is corrupt, belongs to something else, or has
@@ -76,7 +87,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StateError(f"store {path}: cannot open: {exc}") from exc
         try:
-            _prepare(db, path, cache_bytes)
+            _prepare(db, path, tuning or SqliteTuning())
             return cls(db, path)
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -205,12 +216,12 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def _prepare(db: sqlite3.Connection, path: Path, cache_bytes: int) -> None:
+def _prepare(db: sqlite3.Connection, path: Path, tuning: SqliteTuning) -> None:
     """Check the file is ours (or empty), set the pragmas, create the schema if new."""
     # page_count fails with "file is not a database" on a foreign or corrupt header.
     new = db.execute("PRAGMA page_count").fetchone()[0] == 0
     if new:
-        db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        db.execute(f"PRAGMA page_size = {int(tuning.page_size)}")
     else:
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
         if app_id != APPLICATION_ID:
@@ -226,10 +237,12 @@ def _prepare(db: sqlite3.Connection, path: Path, cache_bytes: int) -> None:
     if mode != "wal":
         raise StateError(f"store {path}: cannot use WAL mode (got {mode})")
     db.execute("PRAGMA synchronous = NORMAL")
-    db.execute(f"PRAGMA cache_size = -{max(cache_bytes // 1024, 64)}")  # negative: KiB
+    db.execute(f"PRAGMA cache_size = -{max(int(tuning.cache_bytes) // 1024, 64)}")  # in KiB
     db.execute("PRAGMA mmap_size = 0")  # keep RSS to the bounded page cache
-    db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
-    db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    wal_pages = max(int(tuning.wal_checkpoint_bytes) // page_size, 1)
+    db.execute(f"PRAGMA wal_autocheckpoint = {wal_pages}")
+    db.execute(f"PRAGMA journal_size_limit = {int(tuning.wal_checkpoint_bytes)}")
     db.execute("PRAGMA temp_store = MEMORY")
     if new:
         db.execute("BEGIN IMMEDIATE")
