@@ -25,11 +25,12 @@ from producer.codec import RecordDecoder, ticket_from_avro
 from producer.config import Settings, load_settings
 from producer.kafka_log import LogRecord, read_topic
 from producer.metrics import Metrics
+from producer.model import ExportCursor
 from producer.poller import Progress
 from producer.service import build_service, kafka_connection
 from producer.simulator import DEFAULT_EMAIL, DEFAULT_TOKEN, Observed
 from producer.simulator.truth import ContentChange, GroundTruth
-from producer.sink import TransactionalSink
+from producer.sink import Checkpoint, TransactionalSink
 
 KILL_ENV = "PIPELINE_KILL_AT"
 KILL_POINTS = ("before", "during", "after")
@@ -59,13 +60,22 @@ def pipeline_settings(
     return load_settings(**values)
 
 
-def run_pipeline(settings: Settings, clock: Clock, *, drains: int = 1) -> Progress:
+@dataclass(frozen=True)
+class RunResult:
+    progress: Progress
+    start_cursor: ExportCursor | None  # where restore put the export
+    cursor: ExportCursor | None  # where the run left the export
+    store_entries: int  # tickets the local store knows at the end
+
+
+def run_pipeline(settings: Settings, clock: Clock, *, drains: int = 1) -> RunResult:
     """Build the service, restore, drain to the end of the stream `drains` times, close."""
     with build_service(settings, stop=threading.Event(), clock=clock, metrics=Metrics()) as svc:
         svc.poller.start()
+        start = svc.poller.cursor
         for _ in range(drains):
             svc.poller.drain()
-        return svc.poller.progress
+        return RunResult(svc.poller.progress, start, svc.poller.cursor, svc.store.entries())
 
 
 # --- what is on the topics -------------------------------------------------------------
@@ -102,6 +112,16 @@ def read_published(settings: Settings, topic: str | None = None) -> Published:
     decoder = RecordDecoder()
     values = [None if r.value is None else decoder.decode(r.value).value for r in records]
     return Published(records, values)
+
+
+def checkpoints(settings: Settings) -> list[Checkpoint]:
+    """The account's committed checkpoints on the offsets topic, oldest first."""
+    key = settings.account.encode()
+    return [
+        Checkpoint.decode(r.value)
+        for r in read_topic(kafka_connection(settings), settings.offsets)
+        if r.key == key and r.value is not None
+    ]
 
 
 # --- the exactly-once audit ------------------------------------------------------------
