@@ -35,7 +35,9 @@ from fastavro.schema import to_parsing_canonical_form
 
 from producer.errors import CdcError, ConfigError, EncodeError
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+# schemas/ of a source checkout (and editable installs); a wheel carries producer/schemas/
+_SOURCE_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = _SOURCE_SCHEMAS if _SOURCE_SCHEMAS.is_dir() else Path(__file__).parent / "schemas"
 VALUE_SCHEMA = "ticket_change.v1"
 KEY_SCHEMA = "ticket_key.v1"
 DEAD_LETTER_SCHEMA = "dead_letter.v1"
@@ -83,7 +85,7 @@ def schema_json(name: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError("schemas", f"{path} is missing: run from a source checkout") from exc
+        raise ConfigError("schemas", f"{path} is missing: the installation is incomplete") from exc
 
 
 @dataclass(frozen=True, slots=True)
