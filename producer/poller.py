@@ -147,6 +147,7 @@ class Poller:
         return committed
 
     def _commit_page(self, page: ExportPage) -> None:
+        aborts = 0
         while True:
             plan = plan_page(
                 page, self._store.lookup(page.ticket_ids), tombstones=self._options.tombstones
@@ -160,7 +161,9 @@ class Poller:
                 log.warning("transaction aborted, redoing the page: %s", exc)
                 self._metrics.errors.labels("kafka_abortable").inc()
                 self.progress.aborted += 1
-                self._wait(0.5)
+                # back off while Kafka keeps refusing (a broker outage), up to 30 s
+                self._wait(min(0.5 * 2**aborts, 30.0))
+                aborts += 1
                 if self._stop.is_set():
                     raise
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from producer.health import Health, HealthServer
 from producer.kafka_log import KafkaConnection
 from producer.logs import configure_logging
 from producer.metrics import Metrics
-from producer.model import ExportCursor
+from producer.model import ExportCursor, ExportPage
 from producer.poller import Poller, PollerOptions
+from producer.progress import BackfillProgress
 from producer.records import BatchBuilder
 from producer.restore import restore
 from producer.sink import TransactionalSink
@@ -231,6 +233,19 @@ def build_service(
             http.close()
 
 
+def _show_progress_on_terminal(poller: Poller, clock: Clock, settings: Settings) -> None:
+    """A backfill progress line on stderr, every page (terminal runs only)."""
+    progress = BackfillProgress(clock, settings.hold_back_seconds)
+
+    def show(p: Poller, page: ExportPage) -> None:
+        first = min((int(t["generated_timestamp"]) for t in page.tickets), default=0)
+        cursor = p.cursor.start_time if p.cursor else 0
+        published = sum(p.progress.published.values())
+        print(progress.line(first, cursor, p.progress.tickets, published), file=sys.stderr)
+
+    poller.on_page = show
+
+
 def run_service(settings: Settings, *, stop: threading.Event, once: bool = False) -> int:
     configure_logging(settings.log_format, settings.log_level, settings.secrets())
     metrics = Metrics()
@@ -241,6 +256,8 @@ def run_service(settings: Settings, *, stop: threading.Event, once: bool = False
         if settings.http_address:
             server = HealthServer(settings.http_address, metrics, service.health).start()
             log.info("serving /metrics, /livez, /readyz on %s", settings.http_address)
+        if settings.log_format == "text" or (settings.log_format == "auto" and sys.stderr.isatty()):
+            _show_progress_on_terminal(service.poller, clock, settings)
         try:
             service.poller.start()
             if once:
