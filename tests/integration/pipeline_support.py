@@ -17,12 +17,15 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from producer.clock import Clock
 from producer.codec import RecordDecoder, ticket_from_avro
-from producer.config import Settings, load_settings
+from producer.config import ENV_PREFIX, Settings, load_settings
 from producer.kafka_log import LogRecord, read_topic
 from producer.metrics import Metrics
 from producer.model import ExportCursor
@@ -76,6 +79,21 @@ def run_pipeline(settings: Settings, clock: Clock, *, drains: int = 1) -> RunRes
         for _ in range(drains):
             svc.poller.drain()
         return RunResult(svc.poller.progress, start, svc.poller.cursor, svc.store.entries())
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The explicitly set settings as ZENDESK_CDC_* variables, for a service subprocess."""
+    env: dict[str, str] = {}
+    for name in sorted(settings.model_fields_set):
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, Enum):
+            value = value.value
+        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env
 
 
 # --- what is on the topics -------------------------------------------------------------
