@@ -76,3 +76,21 @@ def test_stable_over_json_round_trip_and_copy(ticket: dict[str, Any]) -> None:
     copy = json.loads(json.dumps(ticket))
     assert fingerprint(copy) == fingerprint(ticket)
     assert fingerprint(dict(reversed(list(ticket.items())))) == fingerprint(ticket)
+
+
+def test_content_orjson_cannot_encode_still_gets_a_distinct_fingerprint() -> None:
+    # integers beyond 64 bits take the standard encoder; content decides the path, so
+    # equal content always hashes alike, and nearby big values stay apart
+    big = {**BASE, "custom_fields": [{"id": 1, "value": 2**70}]}
+    bigger = {**BASE, "custom_fields": [{"id": 1, "value": 2**70 + 1}]}
+    assert (
+        canonical_json(big)
+        == json.dumps(
+            {k: v for k, v in big.items() if k != "generated_timestamp"},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+    )
+    assert fingerprint(big) != fingerprint(bigger)
+    assert fingerprint(big) == fingerprint(dict(reversed(list(big.items()))))

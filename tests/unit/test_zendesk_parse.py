@@ -151,3 +151,13 @@ def test_cursor_page() -> None:
 def test_bad_cursor_envelope(body: bytes) -> None:
     with pytest.raises(MalformedResponseError):
         parse_cursor_page(body)
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    from producer.errors import MalformedResponseError  # noqa: PLC0415
+    from producer.zendesk.parse import _load  # noqa: PLC0415
+
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        _load(b'{"tickets": [{"id": 1, "x": NaN}]}')
+    # integers beyond 64 bits stay readable (the fast parser refuses them)
+    assert _load(b'{"n": 123456789012345678901234567890}')["n"] == 123456789012345678901234567890
