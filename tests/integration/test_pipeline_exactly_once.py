@@ -6,16 +6,23 @@ truth: each real change exactly once, nothing for boundary repeats or system upd
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import random
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from producer.metrics import Metrics
+from producer.model import ExportMode
 from producer.service import build_service
+from producer.simulator.export import ExportQuery, TimePage
+from producer.zendesk.client import CURSOR_PATH, TIME_PATH
 from tests.integration.conftest import RunningSimulator, SimulatorFactory
 from tests.integration.pipeline_support import (
     audit,
@@ -235,3 +242,143 @@ def test_deletes_publish_a_delete_record_then_a_tombstone(
     assert tombstone_count == (len(deleted) if tombstones else 0)
     assert published.ops()["delete"] == len(deleted)
     assert audit(truth, published.observed()).exactly_once
+
+
+def _subject_a_number(running: RunningSimulator, position: int) -> list[dict[str, Any]]:
+    """Damage one ticket of the next time-based page: its subject becomes a number."""
+    real = running.sim.read_time_page
+    damaged: list[dict[str, Any]] = []
+
+    def read(query: ExportQuery, now: float) -> TimePage:
+        page = real(query, now)
+        if damaged or len(page.tickets) <= position:
+            return page
+        bad = {**page.tickets[position], "subject": 12345}
+        damaged.append(bad)
+        tickets = [*page.tickets[:position], bad, *page.tickets[position + 1 :]]
+        return dataclasses.replace(page, tickets=tickets)
+
+    running.sim.read_time_page = read  # type: ignore[method-assign]
+    return damaged
+
+
+@pytest.mark.parametrize("fault", ["wrong_types", "subject_a_number"])
+def test_unencodable_ticket_is_dead_lettered_and_its_page_commits(
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+    fault: str,
+) -> None:
+    running = _small(simulator_factory, seed=51)
+    damaged: list[dict[str, Any]] = []
+    if fault == "wrong_types":
+        # the simulator's knob: the first ticket of the next page gets a string id and a
+        # numeric subject, so it cannot even be planned
+        running.sim.faults.set(wrong_types_next=1)
+    else:
+        # a readable ticket the Avro mapping refuses, in the middle of the first page
+        damaged = _subject_a_number(running, PER_PAGE // 2)
+    settings = pipeline_settings(
+        running.base_url, kafka_bootstrap, tmp_path / "state", unique_name("dlq"),
+        per_page=PER_PAGE,
+    )  # fmt: skip
+    run = run_pipeline(settings, running.clock)
+    assert run.progress.dead_lettered == 1
+
+    letters = read_published(settings, settings.dead_letters).changes
+    assert len(letters) == 1
+    letter = letters[0]
+    raw = json.loads(letter["raw_json"])
+    assert raw["subject"] == 12345
+    assert letter["account"] == settings.account
+    assert letter["reason"]
+    if fault == "wrong_types":
+        ticket_id = int(raw["id"])
+        assert raw["id"] == str(ticket_id)
+        assert letter["ticket_id"] is None
+    else:
+        ticket_id = int(damaged[0]["id"])
+        assert raw == damaged[0]
+        assert letter["ticket_id"] == ticket_id
+        assert letter["generated_timestamp"] == damaged[0]["generated_timestamp"]
+        assert "subject" in letter["reason"]
+
+    # the page committed: the cursor moved past it, and every other change is published
+    first = checkpoints(settings)[0]
+    assert first.cursor.start_time > 0
+    truth = running.sim.ground_truth()
+    observed = read_published(settings).observed()
+    assert ticket_id not in {o.ticket_id for o in observed}
+    assert [c.ticket_id for c in audit(truth, observed).missed] == [ticket_id]
+    assert audit(truth, observed, ignore=[ticket_id]).exactly_once
+
+
+def _burst_and_live_changes(running: RunningSimulator) -> None:
+    """A same-second burst larger than a page, then system-only and real updates."""
+    sim = running.sim
+    burst = set(sim.burst(PER_PAGE + 50, int(running.clock.now()) - 90))
+    # tickets outside the burst, so a system-only update is the only news about them
+    picked = [t for t in _live_ids(running, 30 + len(burst), random.Random(7)) if t not in burst]
+    picked = picked[:30]
+    for t in picked[:15]:
+        sim.update_ticket(t, system_only=True)
+    for t in picked[15:]:
+        sim.update_ticket(t)
+    _let_hold_back_pass(running)
+
+
+def test_cursor_mode_for_a_whole_run_is_exactly_once(
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    running = _small(simulator_factory, seed=71)
+    settings = pipeline_settings(
+        running.base_url, kafka_bootstrap, tmp_path / "state", unique_name("cursor"),
+        per_page=PER_PAGE, export_mode="cursor",
+    )  # fmt: skip
+    with build_service(
+        settings, stop=threading.Event(), clock=running.clock, metrics=Metrics()
+    ) as svc:
+        svc.poller.start()
+        svc.poller.drain()
+        _burst_and_live_changes(running)
+        svc.poller.drain()
+        assert svc.poller.progress.skipped["unchanged"] == 15
+
+    paths = {r.path.removesuffix(".json") for r in running.sim.requests()}
+    assert paths == {CURSOR_PATH}
+    checkpoint = checkpoints(settings)[-1]
+    assert checkpoint.cursor.mode is ExportMode.CURSOR
+    assert checkpoint.cursor.after_cursor is not None
+    observed = read_published(settings).observed()
+    result = audit(running.sim.ground_truth(), observed)
+    assert result.exactly_once, result
+    assert versions_published_twice(observed) == []
+
+
+def test_legacy_looping_server_is_read_through_the_cursor_fallback_exactly_once(
+    simulator_factory: SimulatorFactory,
+    kafka_bootstrap: str,
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    running = _small(simulator_factory, seed=81, legacy_loop=True)
+    _burst_and_live_changes(running)
+    settings = pipeline_settings(
+        running.base_url, kafka_bootstrap, tmp_path / "state", unique_name("legacy"),
+        per_page=PER_PAGE,
+    )  # fmt: skip
+    run = run_pipeline(settings, running.clock)
+    assert run.cursor is not None
+    assert run.cursor.mode is ExportMode.TIME
+
+    paths = Counter(r.path.removesuffix(".json") for r in running.sim.requests())
+    assert paths[TIME_PATH] > 0
+    assert paths[CURSOR_PATH] > 0
+    observed = read_published(settings).observed()
+    result = audit(running.sim.ground_truth(), observed)
+    assert result.exactly_once, result
+    assert versions_published_twice(observed) == []
