@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from producer.config import Settings
 from tests.integration.conftest import RunningSimulator, SimulatorFactory
@@ -112,21 +113,39 @@ def _restart_and_audit(running: RunningSimulator, settings: Settings) -> None:
     assert sequences == list(range(len(sequences)))  # no commit lost or made twice
 
 
+def _offsets_log_end(settings: Settings) -> int:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": settings.account,
+            "isolation.level": "read_uncommitted",  # the log end, open transactions included
+        }
+    )
+    try:
+        _, high = consumer.get_watermark_offsets(TopicPartition(settings.offsets, 0), timeout=10)
+        return int(high)
+    finally:
+        consumer.close()
+
+
 @pytest.mark.parametrize(
-    ("point", "committed"),
+    ("point", "committed", "open_checkpoint"),
     [
-        ("before", 2),  # killed entering the 3rd transaction: nothing of it produced
-        ("during", 2),  # 3rd transaction's records on the broker, never committed
-        ("after", 3),  # 3rd transaction committed; local store and cursor not advanced
+        ("before", 2, False),  # killed entering the 3rd transaction: nothing of it produced
+        ("during", 2, True),  # 3rd transaction's records on the broker, never committed
+        ("after", 3, False),  # 3rd committed; local store and cursor not advanced
     ],
 )
 def test_sigkill_around_a_commit_then_restart_is_exactly_once(
-    world: tuple[RunningSimulator, Settings], point: str, committed: int
+    world: tuple[RunningSimulator, Settings], point: str, committed: int, open_checkpoint: bool
 ) -> None:
     running, settings = world
     code, out = _finish(_service(settings, kill_at=f"{point}:3"))
     assert code == -signal.SIGKILL, out
     assert len(checkpoints(settings)) == committed
+    # the offsets log holds a checkpoint and a commit marker per committed transaction,
+    # plus the dead transaction's checkpoint when it died with its records produced
+    assert _offsets_log_end(settings) == 2 * committed + open_checkpoint
     _restart_and_audit(running, settings)
 
 
