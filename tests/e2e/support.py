@@ -5,9 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+
+from producer.config import Settings, load_settings
+from producer.simulator import DEFAULT_EMAIL, DEFAULT_TOKEN
 
 
 @dataclass(frozen=True)
@@ -49,3 +54,21 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def service_settings(
+    base_url: str, bootstrap: str, state: Path, topic: str, **overrides: Any
+) -> Settings:
+    """Settings of a service reading the simulator (default credentials) into `topic`."""
+    values: dict[str, Any] = {
+        "zendesk_url": base_url,
+        "zendesk_email": DEFAULT_EMAIL,
+        "zendesk_api_token": DEFAULT_TOKEN,
+        "bootstrap_servers": bootstrap,
+        "topic": topic,
+        "state_dir": state,
+        "http_address": "",
+        "per_page": 500,
+    }
+    values.update(overrides)
+    return load_settings(**values)

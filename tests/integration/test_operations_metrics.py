@@ -17,35 +17,16 @@ import pytest
 
 from producer import __version__
 from producer.clock import ScaledClock
-from producer.config import Settings, load_settings
 from producer.health import Health, HealthServer
 from producer.metrics import ENDPOINTS, ERROR_KINDS, OPS, SKIP_REASONS, STATUS_CLASSES, Metrics
 from producer.service import Service, build_service
-from producer.simulator import DEFAULT_EMAIL, DEFAULT_TOKEN
-from tests.e2e.support import Scrape, probe, scrape, wait_until
+from tests.e2e.support import Scrape, probe, scrape, service_settings, wait_until
 from tests.integration.conftest import RunningSimulator, SimulatorFactory
 
 P = "zendesk_cdc_"
 # Fast enough that the 10-per-minute budget costs ~0.1 s a page, slow enough that the
 # 360-clock-second liveness window is still several real seconds.
 SPEED = 60.0
-
-
-def service_settings(
-    sim: RunningSimulator, bootstrap: str, state: Path, topic: str, **overrides: Any
-) -> Settings:
-    values: dict[str, Any] = {
-        "zendesk_url": sim.base_url,
-        "zendesk_email": DEFAULT_EMAIL,
-        "zendesk_api_token": DEFAULT_TOKEN,
-        "bootstrap_servers": bootstrap,
-        "topic": topic,
-        "state_dir": state,
-        "http_address": "",
-        "per_page": 500,
-    }
-    values.update(overrides)
-    return load_settings(**values)
 
 
 class Running:
@@ -68,7 +49,7 @@ def running_service(
     unique_name: Callable[[str], str],
 ) -> Iterator[tuple[RunningSimulator, Running]]:
     sim = simulator_factory(speed=SPEED, tickets=1200)
-    settings = service_settings(sim, kafka_bootstrap, tmp_path, unique_name("ops-metrics"))
+    settings = service_settings(sim.base_url, kafka_bootstrap, tmp_path, unique_name("ops-metrics"))
     stop = threading.Event()
     metrics = Metrics()
     with build_service(settings, stop=stop, clock=sim.clock, metrics=metrics) as service:
