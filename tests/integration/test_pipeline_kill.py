@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,18 +39,34 @@ PER_PAGE = 100  # ~7 pages, paced at 100 requests/minute: a run takes a few seco
 RUN_TIMEOUT = 60.0
 
 
+_spawned: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_services() -> Iterator[None]:
+    """A failed test must not leave a service running against the shared broker."""
+    yield
+    while _spawned:
+        proc = _spawned.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=RUN_TIMEOUT)
+
+
 def _service(settings: Settings, kill_at: str | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings_env(settings)}
     env.pop(KILL_ENV, None)
     if kill_at is not None:
         env[KILL_ENV] = kill_at
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "tests.integration.pipeline_support", "run", "--once"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    _spawned.append(proc)
+    return proc
 
 
 def _finish(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
