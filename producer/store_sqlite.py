@@ -1,8 +1,11 @@
 """The embedded compact store: ticket id -> Version in one SQLite file, in WAL mode.
 
 The layout was chosen by measurement (`python -m bench store`): a rowid table whose
-rowid IS the ticket id, 4 KiB pages, about 23-26 bytes per ticket on disk. Memory is
-bounded by SQLite's page cache, not by the number of tickets.
+rowid IS the ticket id (WITHOUT ROWID measured no smaller), 1 KiB pages, about 26.5
+bytes per ticket on disk. Memory is bounded by SQLite's page cache, not by the number
+of tickets. Lookups bind the page's ids in one `IN (?, ...)` (measured faster than
+json_each or one query per id). For a bulk restore, apply large batches (10k-50k):
+one commit per batch writes each dirty page once, about 4x faster than 1k batches.
 
 Durability: `synchronous=NORMAL` in WAL mode keeps the file consistent after a crash
 but may lose the last commits on power loss. That is enough because the changelog
@@ -31,9 +34,10 @@ SCHEMA_VERSION = 1
 class SqliteTuning:
     """Knobs measured by `python -m bench store`; the defaults are the chosen ones."""
 
-    # 4 KiB: among the smallest bytes/ticket of 1-64 KiB, and the OS page size.
-    # Applies when the file is created only.
-    page_size: int = 4096
+    # 1 KiB: a page of 1,000 random updates dirties ~1,000 pages, so small pages
+    # halve the WAL bytes written (random page p50 7 ms vs 11 ms at 4 KiB, 58 ms at
+    # 16 KiB, 3M tickets) for +0.6 bytes/ticket. Applies when the file is created only.
+    page_size: int = 1024
     # The page cache is the only memory that could grow with the data: bound it.
     cache_bytes: int = 8 * 1024 * 1024
     # Checkpoint once the WAL holds this much: rarer checkpoints make most pages

@@ -96,7 +96,7 @@ def test_damaged_pages_surface_as_state_error(tmp_path: Path) -> None:
     with open_store(path) as store:
         store.apply({k: Version(k, k) for k in range(1, 5001)}, {0: 1})
     data = bytearray(path.read_bytes())
-    page = 4096
+    page = int.from_bytes(data[16:18], "big")  # the header records the page size
     # Keep page 1 (header and schema) intact; scribble over every b-tree page after it.
     data[page:] = bytes([0xA5]) * (len(data) - page)
     path.write_bytes(bytes(data))
