@@ -15,15 +15,24 @@ import inspect
 import pkgutil
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 
 def bench_modules() -> list[str]:
-    """The names of the bench modules that define a callable `main`, sorted."""
+    """The names of the bench modules that define a callable `main` (or fail to import)."""
     here = str(Path(__file__).resolve().parent)
-    names = [m.name for m in pkgutil.iter_modules([here]) if not m.name.startswith("_")]
-    return [n for n in sorted(names) if callable(getattr(_load(n), "main", None))]
+    names = sorted(m.name for m in pkgutil.iter_modules([here]) if not m.name.startswith("_"))
+    found = []
+    for name in names:
+        try:
+            runnable = callable(getattr(_load(name), "main", None))
+        except Exception:  # a broken module is still listed, so that running it reports why
+            runnable = True
+        if runnable:
+            found.append(name)
+    return found
 
 
 def run(name: str, argv: Sequence[str]) -> int:
@@ -50,7 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in bench_modules():
         print(f"=== bench {name}", flush=True)
         started = time.perf_counter()
-        code = run(name, [])
+        try:
+            code = run(name, [])
+        except Exception:  # one broken bench must not hide the others' figures
+            traceback.print_exc()
+            code = 1
         print(f"=== bench {name}: exit {code} in {time.perf_counter() - started:.1f} s\n")
         worst = max(worst, code)
     return worst
