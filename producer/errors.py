@@ -15,6 +15,8 @@
                                   and rewind to the committed cursor
         TopicMismatchError        an existing topic has the wrong partitions or cleanup policy
       StateError                  the committed state in Kafka cannot be read or understood
+        StoreCorruptError         the local store file is corrupt, foreign or of another
+                                  schema: delete it and rebuild it from the changelog
 """
 
 from __future__ import annotations
@@ -89,3 +91,11 @@ class TopicMismatchError(KafkaError):
 
 class StateError(CdcError):
     pass
+
+
+class StoreCorruptError(StateError):
+    """The local store cannot be trusted; the remedy is to delete and rebuild it."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"store {path}: {problem}; delete it to rebuild from the changelog")
+        self.path = path

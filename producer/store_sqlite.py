@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from producer.errors import StateError
+from producer.errors import StateError, StoreCorruptError
 from producer.model import Version
 
 APPLICATION_ID = 0x5A434443  # "ZCDC": tells our files from any other SQLite database
@@ -82,8 +82,9 @@ class SqliteStore:
     def open(cls, path: Path, *, tuning: SqliteTuning | None = None) -> SqliteStore:
         """Open the store at `path`, creating it (mode 0600) if it does not exist.
 
-        Raises StateError if the file is corrupt, belongs to something else, or has
-        another schema version: delete it (`destroy`) and rebuild from the changelog.
+        Raises StoreCorruptError if the file is corrupt, belongs to something else, or
+        has another schema version: `destroy` it and rebuild from the changelog. Other
+        failures (I/O, out of memory, a directory in the way) are a plain StateError.
         """
         _create_private(path)
         try:
@@ -93,9 +94,9 @@ class SqliteStore:
         try:
             _prepare(db, path, tuning or SqliteTuning())
             return cls(db, path)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             db.close()
-            raise StateError(f"store {path} is corrupt or not a database: {exc}") from exc
+            raise _translate(exc, path, "open") from exc
         except BaseException:
             db.close()
             raise
@@ -192,22 +193,34 @@ class SqliteStore:
         with self._errors("open"):
             row = self._db.execute("SELECT value FROM meta WHERE key = 'entries'").fetchone()
         if row is None:
-            raise StateError(f"store {self._path}: entry count missing")
+            raise StoreCorruptError(str(self._path), "entry count missing")
         return int(row[0])
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
-        # Corruption can surface on any read; the caller's remedy is always the same:
-        # destroy the file and rebuild from the changelog.
+        # Corruption can surface on any read, not only at open; it is told apart from
+        # I/O failures because only corruption calls for destroying the file.
         try:
             yield
         except sqlite3.Error as exc:
-            raise StateError(f"store {self._path}: {action} failed: {exc}") from exc
+            raise _translate(exc, self._path, action) from exc
 
 
 def open_store(path: Path) -> SqliteStore:
     """The default embedded store at `path` (see `SqliteStore.open`)."""
     return SqliteStore.open(path)
+
+
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def _translate(exc: sqlite3.Error, path: Path, action: str) -> StateError:
+    """Corruption calls for a rebuild; anything else (I/O, memory, disk full) does not."""
+    primary = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # extended codes keep it low
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return StoreCorruptError(str(path), f"corrupt or not a database ({exc})")
+    return StateError(f"store {path}: {action} failed: {exc}")
 
 
 def _create_private(path: Path) -> None:
@@ -229,13 +242,13 @@ def _prepare(db: sqlite3.Connection, path: Path, tuning: SqliteTuning) -> None:
     else:
         app_id = db.execute("PRAGMA application_id").fetchone()[0]
         if app_id != APPLICATION_ID:
-            raise StateError(
-                f"store {path} is not a zendesk-cdc store (application_id {app_id:#x})"
+            raise StoreCorruptError(
+                str(path), f"not a zendesk-cdc store (application_id {app_id:#x})"
             )
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
-            raise StateError(
-                f"store {path} has schema version {version}, expected {SCHEMA_VERSION}"
+            raise StoreCorruptError(
+                str(path), f"schema version {version}, expected {SCHEMA_VERSION}"
             )
     mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode != "wal":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.errors import StateError
+from producer.errors import StateError, StoreCorruptError
 from producer.model import Version
 from producer.store_sqlite import SqliteStore, open_store
 
@@ -67,7 +67,7 @@ def test_the_file_is_in_wal_mode_with_our_identity(tmp_path: Path) -> None:
 def test_a_garbage_file_is_a_state_error(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     path.write_bytes(b"this is not a database, just some bytes " * 200)
-    with pytest.raises(StateError, match="corrupt or not a database"):
+    with pytest.raises(StoreCorruptError, match="corrupt or not a database"):
         open_store(path)
 
 
@@ -77,7 +77,7 @@ def test_a_foreign_sqlite_database_is_a_state_error(tmp_path: Path) -> None:
     db.execute("CREATE TABLE tickets(id INTEGER PRIMARY KEY, ts INTEGER, fp INTEGER)")
     db.commit()
     db.close()
-    with pytest.raises(StateError, match="not a zendesk-cdc store"):
+    with pytest.raises(StoreCorruptError, match="not a zendesk-cdc store"):
         open_store(path)
 
 
@@ -87,7 +87,7 @@ def test_another_schema_version_is_a_state_error(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("PRAGMA user_version = 99")
     db.close()
-    with pytest.raises(StateError, match="schema version 99"):
+    with pytest.raises(StoreCorruptError, match="schema version 99"):
         open_store(path)
 
 
@@ -100,13 +100,21 @@ def test_damaged_pages_surface_as_state_error(tmp_path: Path) -> None:
     # Keep page 1 (header and schema) intact; scribble over every b-tree page after it.
     data[page:] = bytes([0xA5]) * (len(data) - page)
     path.write_bytes(bytes(data))
-    with pytest.raises(StateError):
+    with pytest.raises(StoreCorruptError):
         _read_everything(path, 5000)
 
 
 def _read_everything(path: Path, n: int) -> None:
     with open_store(path) as store:
         store.lookup(range(1, n + 1))
+
+
+def test_a_failure_that_is_not_corruption_is_not_a_rebuild_signal(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    path.mkdir()  # something in the way: rebuilding would not help, so no StoreCorruptError
+    with pytest.raises(StateError, match="cannot open") as raised:
+        open_store(path)
+    assert not isinstance(raised.value, StoreCorruptError)
 
 
 def test_destroy_removes_every_file_and_allows_a_fresh_start(tmp_path: Path) -> None:
