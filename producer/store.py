@@ -13,18 +13,36 @@ from typing import Protocol
 
 from producer.model import Version
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def check_int64(updates: Mapping[int, Version], changelog_positions: Mapping[int, int]) -> None:
+    """Every number a store keeps is a signed 64-bit integer, as in Kafka and SQLite.
+
+    Checked before anything is written, so a bad batch changes nothing in any store.
+    """
+    numbers = (
+        *updates,
+        *(v.generated_timestamp for v in updates.values()),
+        *(v.fingerprint for v in updates.values()),
+        *changelog_positions,
+        *changelog_positions.values(),
+    )
+    if numbers and (min(numbers) < INT64_MIN or max(numbers) > INT64_MAX):
+        raise ValueError("store values must be signed 64-bit integers")
+
 
 class Store(Protocol):
     def lookup(self, ticket_ids: Iterable[int]) -> dict[int, Version]:
         """The known versions of those tickets that are in the store (a batch per page)."""
         ...
 
-    def apply(
-        self, updates: Mapping[int, Version], changelog_positions: Mapping[int, int]
-    ) -> None:
+    def apply(self, updates: Mapping[int, Version], changelog_positions: Mapping[int, int]) -> None:
         """Write updates and the changelog positions they reach, atomically and durably.
 
-        `changelog_positions` maps changelog partition -> next offset to read.
+        `changelog_positions` maps changelog partition -> next offset to read; a
+        position only moves forward (a smaller offset is a replay and is ignored).
+        Raises ValueError, writing nothing, if a number does not fit a signed int64.
         """
         ...
 
@@ -49,12 +67,11 @@ class MemoryStore:
     def lookup(self, ticket_ids: Iterable[int]) -> dict[int, Version]:
         return {i: self._versions[i] for i in ticket_ids if i in self._versions}
 
-    def apply(
-        self, updates: Mapping[int, Version], changelog_positions: Mapping[int, int]
-    ) -> None:
+    def apply(self, updates: Mapping[int, Version], changelog_positions: Mapping[int, int]) -> None:
+        check_int64(updates, changelog_positions)
         self._versions.update(updates)
         for partition, offset in changelog_positions.items():
-            self._positions[partition] = max(offset, self._positions.get(partition, 0))
+            self._positions[partition] = max(offset, self._positions.get(partition, offset))
 
     def changelog_positions(self) -> dict[int, int]:
         return dict(self._positions)

@@ -25,6 +25,7 @@ from types import TracebackType
 
 from producer.errors import StateError, StoreCorruptError
 from producer.model import Version
+from producer.store import INT64_MAX, INT64_MIN, check_int64
 
 APPLICATION_ID = 0x5A434443  # "ZCDC": tells our files from any other SQLite database
 SCHEMA_VERSION = 1
@@ -115,7 +116,9 @@ class SqliteStore:
     def lookup(self, ticket_ids: Iterable[int]) -> dict[int, Version]:
         found: dict[int, Version] = {}
         with self._errors("lookup"):
-            for chunk in _chunks(sorted(set(ticket_ids))):
+            # An id outside int64 cannot be stored, so it is simply not found.
+            wanted = sorted({i for i in ticket_ids if INT64_MIN <= i <= INT64_MAX})
+            for chunk in _chunks(wanted):
                 sql = _where_id_in("SELECT id, ts, fp FROM tickets", len(chunk))
                 for ticket_id, ts, fp in self._db.execute(sql, chunk):
                     found[ticket_id] = Version(ts, fp)
@@ -125,6 +128,7 @@ class SqliteStore:
         """Write updates and positions in ONE transaction: both land or neither does."""
         if not updates and not changelog_positions:
             return
+        check_int64(updates, changelog_positions)
         # Sorted ids touch each b-tree page once, in order.
         ids = sorted(updates)
         with self._errors("apply"):

@@ -114,6 +114,32 @@ def test_extreme_ids_and_negative_fingerprints_round_trip(store: Store) -> None:
     assert store.changelog_positions() == {0: INT64_MAX}
 
 
+@pytest.mark.parametrize(
+    ("updates", "positions"),
+    [
+        ({2**63: Version(1, 1)}, {}),
+        ({1: Version(1, 2**63)}, {}),
+        ({1: Version(-(2**63) - 1, 1)}, {}),
+        ({1: Version(1, 1)}, {0: 2**63}),
+        ({1: Version(1, 1)}, {2**63: 0}),
+    ],
+)
+def test_numbers_outside_int64_are_refused_and_nothing_is_written(
+    store: Store, updates: dict[int, Version], positions: dict[int, int]
+) -> None:
+    store.apply({1: Version(0, 0)}, {0: 1})
+    with pytest.raises(ValueError, match="64-bit"):
+        store.apply({7: Version(7, 7), **updates}, {1: 5, **positions})
+    assert store.lookup([1, 7]) == {1: Version(0, 0)}
+    assert store.changelog_positions() == {0: 1}
+    assert store.entries() == 1
+
+
+def test_ids_outside_int64_are_simply_not_found(store: Store) -> None:
+    store.apply({INT64_MAX: Version(1, 1)}, {})
+    assert store.lookup([INT64_MAX, 2**63, -(2**63) - 1, 2**70]) == {INT64_MAX: Version(1, 1)}
+
+
 def test_entries_counts_distinct_tickets(store: Store) -> None:
     store.apply({1: Version(1, 1), 2: Version(1, 1)}, {})
     store.apply({2: Version(2, 2), 3: Version(1, 1)}, {})

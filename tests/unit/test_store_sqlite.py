@@ -30,12 +30,20 @@ def test_everything_survives_close_and_reopen(tmp_path: Path) -> None:
 
 
 def test_a_failed_apply_writes_neither_updates_nor_positions(tmp_path: Path) -> None:
-    with open_store(tmp_path / "store.db") as store:
+    path = tmp_path / "store.db"
+    with open_store(path) as store:
         store.apply({1: Version(1, 1)}, {0: 1})
-        # 2**63 does not fit SQLite's int64: the batch fails after earlier rows were written.
-        with pytest.raises(OverflowError):
-            store.apply({1: Version(9, 9), 5: Version(5, 5), 2**63: Version(1, 1)}, {0: 9})
-        assert store.lookup([1, 5]) == {1: Version(1, 1)}
+        # Make the insert of ticket 666 fail inside the transaction, after ticket 5.
+        sabotage = sqlite3.connect(path)
+        sabotage.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON tickets WHEN NEW.id = 666"
+            " BEGIN SELECT RAISE(ABORT, 'boom'); END"
+        )
+        sabotage.commit()
+        sabotage.close()
+        with pytest.raises(StateError, match="boom"):
+            store.apply({1: Version(9, 9), 5: Version(5, 5), 666: Version(6, 6)}, {0: 9})
+        assert store.lookup([1, 5, 666]) == {1: Version(1, 1)}
         assert store.changelog_positions() == {0: 1}
         assert store.entries() == 1
         store.apply({5: Version(5, 5)}, {0: 2})  # still usable afterwards
