@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from producer.errors import StateError, StoreCorruptError
 from producer.model import Version
@@ -148,3 +151,38 @@ def test_size_is_reported_and_compact(tmp_path: Path) -> None:
         assert store.size_bytes() == path.stat().st_size
         # Fixed overhead (schema pages) aside, well under the 32 bytes per ticket target.
         assert store.size_bytes() < 20_000 * 32
+
+
+batches = st.tuples(
+    st.dictionaries(
+        st.integers(1, 60), st.builds(Version, st.integers(0, 2**40), st.integers(-5, 5))
+    ),
+    st.dictionaries(st.integers(0, 3), st.integers(0, 1000), max_size=2),
+    st.booleans(),  # reopen the store after this batch
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(history=st.lists(batches, max_size=10))
+def test_reopening_at_any_point_loses_nothing(
+    history: list[tuple[dict[int, Version], dict[int, int], bool]],
+) -> None:
+    model: dict[int, Version] = {}
+    positions: dict[int, int] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "store.db"
+        store = open_store(path)
+        try:
+            for updates, advance, reopen in history:
+                store.apply(updates, advance)
+                model.update(updates)
+                for partition, offset in advance.items():
+                    positions[partition] = max(offset, positions.get(partition, offset))
+                if reopen:
+                    store.close()
+                    store = open_store(path)
+            assert store.lookup(range(1, 61)) == model
+            assert store.changelog_positions() == positions
+            assert store.entries() == len(model)
+        finally:
+            store.close()
