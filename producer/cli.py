@@ -177,14 +177,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"zendesk-cdc: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except FatalZendeskError as exc:
-        log.error("stopping: %s", exc)
-        print(f"zendesk-cdc: {exc}", file=sys.stderr)
+        _report(exc)
         return EXIT_ZENDESK
     except (KafkaError, StateError) as exc:
-        log.error("stopping: %s", exc)
-        print(f"zendesk-cdc: {exc}", file=sys.stderr)
+        _report(exc)
         return EXIT_KAFKA
     except CdcError as exc:
-        print(f"zendesk-cdc: {exc}", file=sys.stderr)
+        _report(exc)
         return 1
     return code
+
+
+def _report(exc: Exception) -> None:
+    """One line saying why we stop: a log record once logging is set up (JSON in
+    containers), else plain text."""
+    if logging.getLogger().handlers:
+        log.error("stopping: %s", exc)
+    else:
+        print(f"zendesk-cdc: {exc}", file=sys.stderr)

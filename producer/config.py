@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     ssl_ca_location: str | None = Field(None, description="CA bundle for SSL")
     kafka_extra: dict[str, str] = Field(
         default_factory=dict,
+        repr=False,  # may hold a pass-through sasl.password
         description='Any other librdkafka producer settings, as JSON: {"linger.ms": "50"}',
     )
     schema_registry_url: str | None = Field(

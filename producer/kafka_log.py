@@ -31,6 +31,7 @@ with warnings.catch_warnings():
 from producer.errors import KafkaError
 
 log = logging.getLogger(__name__)
+_LIBRDKAFKA_LOG = logging.getLogger("zendesk_cdc.librdkafka")
 
 Headers = tuple[tuple[str, bytes | None], ...]
 
@@ -60,6 +61,9 @@ class KafkaConnection:
         conf: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            # librdkafka's own log lines go through logging (JSON in containers, scrubbed)
+            # instead of straight to stderr
+            "logger": _LIBRDKAFKA_LOG,
         }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism

@@ -117,7 +117,7 @@ class Poller:
     # --- the loop --------------------------------------------------------------
     def run_forever(self) -> None:
         while not self._stop.is_set():
-            self._health.beat()
+            self._beat()
             try:
                 self.drain()
             except (RetryableZendeskError, MalformedResponseError) as exc:
@@ -135,7 +135,7 @@ class Poller:
         assert self.cursor is not None, "start() first"
         committed = 0
         for page in self._export.pages(self.cursor):
-            self._health.beat()
+            self._beat()
             self._commit_page(page)
             committed += 1
             if self.on_page is not None:
@@ -200,9 +200,13 @@ class Poller:
             m.export_cursor.set(self.cursor.start_time)
         m.last_commit.set(self._clock.now())
 
+    def _beat(self) -> None:
+        self._health.beat()
+        self._metrics.last_iteration.set(self._clock.now())
+
     def _wait(self, seconds: float) -> None:
         # Waiting on purpose is not being wedged: keep /livez fed while we wait.
         deadline = self._clock.now() + seconds
         while not self._stop.is_set() and (left := deadline - self._clock.now()) > 0:
             self._clock.sleep(min(left, 1.0), self._stop)
-            self._health.beat()
+            self._beat()

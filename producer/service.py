@@ -195,6 +195,8 @@ def build_service(
         metrics,
         transactional_id=settings.producer_transactional_id,
         transaction_timeout_ms=settings.transaction_timeout_ms,
+        # bounded so SIGTERM during a broker outage ends well inside the pod's grace period
+        operation_timeout_s=10.0,
         clock=clock,
     )
     http = httpx.Client(timeout=options.timeout, headers={"Accept": "application/json"})

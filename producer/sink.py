@@ -125,6 +125,8 @@ class TransactionBatch:
     metadata: Mapping[str, Any] = field(default_factory=dict)  # small, JSON-able
 
 
+_ERROR_REPEAT_S = 60.0
+
 # --- the producer ----------------------------------------------------------------------
 
 _FENCED_CODES = frozenset(
@@ -175,6 +177,7 @@ class TransactionalSink:
         self._producer: Producer | None = None
         self._changelog_partitions = 1
         self._positions: dict[int, int] = {}
+        self._error_said: dict[str, float] = {}
 
     # -- lifecycle
 
@@ -399,5 +402,9 @@ class TransactionalSink:
             log.debug("unreadable librdkafka statistics ignored")
 
     def _on_error(self, err: RdKafkaError) -> None:
-        # connection trouble is retried by librdkafka; fatal errors surface in calls
-        log.warning("kafka client: %s", err)
+        # connection trouble is retried by librdkafka (several times a second during an
+        # outage); fatal errors surface in calls. Say each distinct error once a minute.
+        text, now = str(err), time.monotonic()
+        if now - self._error_said.get(text, -_ERROR_REPEAT_S) >= _ERROR_REPEAT_S:
+            self._error_said[text] = now
+            log.warning("kafka client: %s", text)

@@ -131,7 +131,10 @@ def ensure_topics(
     """Create missing topics and check existing ones; returns the names created."""
     specs = list(specs)
     admin = _admin(conn)
-    existing = _existing_partitions(admin, (s.name for s in specs))
+    try:
+        existing = _existing_partitions(admin, (s.name for s in specs))
+    except KafkaError as exc:
+        raise KafkaError(f"Kafka at {conn.bootstrap_servers} is not usable: {exc}") from exc
     missing = [s for s in specs if s.name not in existing]
     if missing and not create_missing:
         names = ", ".join(s.name for s in missing)

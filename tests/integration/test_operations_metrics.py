@@ -170,11 +170,6 @@ def test_readyz_stays_503_while_the_restore_runs(
     assert probe(running.base, "/readyz") == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: zendesk_cdc_last_loop_iteration_timestamp_seconds (metrics.py last_iteration) "
-    "is declared but nothing sets it; Poller.run_forever/Health.beat never touch it",
-)
 def test_last_loop_iteration_gauge_moves_while_the_loop_runs(
     running_service: tuple[RunningSimulator, Running],
 ) -> None:

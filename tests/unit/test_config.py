@@ -157,11 +157,6 @@ def test_settings_are_frozen() -> None:
         s.per_page = 5  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): kafka_extra is a plain dict, so repr(Settings) (a traceback, a print, "
-    "pydantic errors) shows a pass-through sasl.password in clear; logs scrub it, repr does not",
-)
 def test_repr_hides_pass_through_kafka_secrets() -> None:
     s = load_settings(kafka_extra={"sasl.password": "extra-pw-9f8e7d"})
     assert "extra-pw-9f8e7d" not in repr(s)
