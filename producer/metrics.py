@@ -135,6 +135,11 @@ class Metrics:
             f"{p}_last_loop_iteration_timestamp_seconds", "When the poll loop last went round",
             registry=r,
         )
+        self.caught_up = Gauge(
+            f"{p}_caught_up_timestamp_seconds",
+            "When the export last reached its end: every change before it is published",
+            registry=r,
+        )
         self.backfill_start = Gauge(
             f"{p}_backfill_start_timestamp_seconds",
             "Export cursor when this process started, unix seconds",

@@ -142,8 +142,13 @@ class Poller:
                 self.on_page(self, page)
             if self._stop.is_set() or page.end_of_stream:
                 break
-        if committed == 0 and not self._stop.is_set():
-            self._heartbeat()
+        if not self._stop.is_set():
+            if committed == 0:
+                self._heartbeat()
+            # everything Zendesk can export up to now is published: the honest "lag" is
+            # the time since this moment, not since the cursor (a quiet account's cursor
+            # rightly stands still)
+            self._metrics.caught_up.set(self._clock.now())
         return committed
 
     def _commit_page(self, page: ExportPage) -> None:

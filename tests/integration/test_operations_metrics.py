@@ -83,6 +83,7 @@ def test_every_series_is_exported_at_zero_before_the_first_poll(
         "tickets_fetched_total", "pages_fetched_total", "rate_limited_total",
         "rate_limit_waits_total", "dead_lettered_total", "export_cursor_timestamp_seconds",
         "last_commit_timestamp_seconds", "store_entries", "ready",
+        "caught_up_timestamp_seconds",
     ):  # fmt: skip
         assert first.value(P + name) == 0, name
     assert first.value(f"{P}build_info", version=__version__) == 1
@@ -128,6 +129,8 @@ def test_metrics_move_with_a_drain(running_service: tuple[RunningSimulator, Runn
     assert after.value(f"{P}export_cursor_timestamp_seconds") == poller.cursor.start_time
     assert poller.cursor.start_time > truth.visible_until - 3600  # it reached the present
     assert before_drain <= after.value(f"{P}last_commit_timestamp_seconds") <= sim.clock.now()
+    # the drain reached the export's end: the lag alert measures from this moment
+    assert before_drain <= after.value(f"{P}caught_up_timestamp_seconds") <= sim.clock.now()
     assert after.value(f"{P}store_entries") == len(truth.tickets)
     assert after.value(f"{P}store_bytes") > 0
     assert after.value(f"{P}transaction_duration_seconds_count") == pages

@@ -289,7 +289,7 @@ def test_alert_rules_use_only_exported_metrics(full: list[Manifest]) -> None:
     exprs = [r["expr"] for r in rules]
     assert unknown_metrics(exprs) == {}
     wanted = {
-        "zendesk_cdc_export_cursor_timestamp_seconds",
+        "zendesk_cdc_caught_up_timestamp_seconds",
         "zendesk_cdc_last_commit_timestamp_seconds",
         "zendesk_cdc_rate_limited_total",
         "zendesk_cdc_dead_lettered_total",
@@ -300,7 +300,7 @@ def test_alert_rules_use_only_exported_metrics(full: list[Manifest]) -> None:
     for expr in exprs:
         assert f'job="{service}"' in expr
         assert f'namespace="{NAMESPACE}"' in expr
-    lag = next(r for r in rules if "export_cursor" in r["expr"])
+    lag = next(r for r in rules if "caught_up" in r["expr"])
     assert lag["expr"].endswith(f"> {FULL_VALUES['prometheusRule']['cursorLagSeconds']}")
 
 
