@@ -25,50 +25,11 @@ from producer.avro_mapping import (
 from producer.errors import EncodeError
 from producer.model import ExportCursor, ExportMode, ExportPage
 from producer.wire import load_schema
+from tests.zendesk_spec import SECTION_7_FIELDS
 
 GOLDEN = Path(__file__).parent / "golden"
 TICKET: dict[str, Any] = json.loads((GOLDEN / "ticket.json").read_text(encoding="utf-8"))
-SECTION_7 = [
-    "url",
-    "id",
-    "external_id",
-    "via",
-    "created_at",
-    "updated_at",
-    "type",
-    "subject",
-    "raw_subject",
-    "description",
-    "priority",
-    "status",
-    "recipient",
-    "requester_id",
-    "submitter_id",
-    "assignee_id",
-    "organization_id",
-    "group_id",
-    "collaborator_ids",
-    "follower_ids",
-    "email_cc_ids",
-    "forum_topic_id",
-    "problem_id",
-    "has_incidents",
-    "is_public",
-    "due_at",
-    "tags",
-    "custom_fields",
-    "satisfaction_rating",
-    "sharing_agreement_ids",
-    "custom_status_id",
-    "fields",
-    "followup_ids",
-    "ticket_form_id",
-    "brand_id",
-    "allow_channelback",
-    "allow_attachments",
-    "from_messaging_channel",
-    "generated_timestamp",
-]
+SECTION_7 = SECTION_7_FIELDS
 SOURCE = SourceInfo("acme", 1709500000, 1709574011, "time", datetime(2024, 3, 4, tzinfo=UTC))
 CHANGE_SCHEMA = load_schema("ticket_change.v1").parsed
 

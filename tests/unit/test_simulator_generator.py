@@ -11,48 +11,9 @@ import pytest
 from producer.clock import ScaledClock
 from producer.simulator import Simulator, SimulatorConfig
 from producer.simulator.generator import TicketFactory
+from tests.zendesk_spec import SECTION_7_FIELDS
 
-FIELD_ORDER = [
-    "url",
-    "id",
-    "external_id",
-    "via",
-    "created_at",
-    "updated_at",
-    "type",
-    "subject",
-    "raw_subject",
-    "description",
-    "priority",
-    "status",
-    "recipient",
-    "requester_id",
-    "submitter_id",
-    "assignee_id",
-    "organization_id",
-    "group_id",
-    "collaborator_ids",
-    "follower_ids",
-    "email_cc_ids",
-    "forum_topic_id",
-    "problem_id",
-    "has_incidents",
-    "is_public",
-    "due_at",
-    "tags",
-    "custom_fields",
-    "satisfaction_rating",
-    "sharing_agreement_ids",
-    "custom_status_id",
-    "fields",
-    "followup_ids",
-    "ticket_form_id",
-    "brand_id",
-    "allow_channelback",
-    "allow_attachments",
-    "from_messaging_channel",
-    "generated_timestamp",
-]
+FIELD_ORDER = SECTION_7_FIELDS
 NULLABLE = (
     "external_id",
     "type",
