@@ -74,7 +74,9 @@ class EmbeddedBroker:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=5)
+                # tansu waits for open client connections on SIGTERM; its storage is in
+                # memory, so there is nothing to lose by not waiting long
+                self._process.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
