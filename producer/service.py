@@ -20,7 +20,7 @@ import httpx
 from producer.clock import Clock, SystemClock
 from producer.codec import RecordSerializer, RegistrySerializer, SingleObjectSerializer
 from producer.config import Settings
-from producer.errors import ConfigError, StateError
+from producer.errors import ConfigError, StoreCorruptError
 from producer.health import Health, HealthServer
 from producer.kafka_log import KafkaConnection
 from producer.logs import configure_logging
@@ -135,7 +135,7 @@ def open_local_store(path: Path) -> SqliteStore:
     """Open the store; an unreadable one is discarded, since Kafka's changelog rebuilds it."""
     try:
         return open_store(path)
-    except StateError as exc:
+    except StoreCorruptError as exc:  # an I/O failure is not a reason to wipe a good store
         log.warning("local store unusable (%s); rebuilding it from the changelog", exc)
         SqliteStore.destroy(path)
         return open_store(path)
