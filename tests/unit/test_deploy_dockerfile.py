@@ -128,7 +128,9 @@ def test_entry_point_exists_in_pyproject() -> None:
 
 
 def test_build_context_holds_what_pip_install_needs(dockerfile: list[Instruction]) -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    mapped_dirs = set(pyproject["tool"]["setuptools"].get("package-dir", {}).values())
     builder = stages(dockerfile)[0]
     copied = {
         src.rstrip("/")
@@ -138,6 +140,8 @@ def test_build_context_holds_what_pip_install_needs(dockerfile: list[Instruction
     }
     # setuptools reads the readme named in pyproject; the package dir holds the code
     assert {"pyproject.toml", project["readme"], "producer"} <= copied
+    # directories mapped into the package (the Avro schemas) must be there too
+    assert mapped_dirs <= copied
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     for src in copied:
         assert f"!{src}" in ignore or f"!{src}/" in ignore, f".dockerignore drops {src}"
