@@ -28,8 +28,9 @@ from producer.poller import Poller
 from producer.progress import BackfillProgress
 from producer.service import build_service, kafka_connection
 from producer.simulator import (
-    DEFAULT_EMAIL,
-    DEFAULT_TOKEN,
+    DEFAULT_OAUTH_CLIENT_ID,
+    DEFAULT_OAUTH_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
     LiveActivity,
     Observed,
     Simulator,
@@ -60,10 +61,13 @@ def run_demo(
     ):
         _say(f"  simulator  {server.base_url}  ({tickets} tickets, clock x{speed:g})")
         _say(f"  broker     {broker.bootstrap_servers}  (tansu, in memory)")
+        _say("  auth       OAuth, refresh token rotated into a temporary state dir")
         settings = load_settings(
             zendesk_url=server.base_url,
-            zendesk_email=DEFAULT_EMAIL,
-            zendesk_api_token=DEFAULT_TOKEN,
+            # OAuth with refresh, as recommended: the pair rotates into the state dir
+            zendesk_oauth_client_id=DEFAULT_OAUTH_CLIENT_ID,
+            zendesk_oauth_client_secret=DEFAULT_OAUTH_CLIENT_SECRET,
+            zendesk_oauth_refresh_token=DEFAULT_REFRESH_TOKEN,
             bootstrap_servers=broker.bootstrap_servers,
             state_dir=Path(state),
             http_address="",
