@@ -1,0 +1,197 @@
+"""The loop's decisions, with faithful fakes for Zendesk and Kafka (the real ones are in
+tests/integration): what commits, what is redone, what rewinds, what waits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from producer.clock import ScaledClock
+from producer.codec import RecordDecoder, SingleObjectSerializer
+from producer.errors import KafkaFatalError, KafkaTransactionError, RetryableZendeskError
+from producer.health import Health
+from producer.metrics import Metrics
+from producer.model import ExportCursor, ExportPage, RawTicket
+from producer.poller import Poller, PollerOptions
+from producer.records import BatchBuilder
+from producer.sink import TransactionBatch
+from producer.store import MemoryStore
+
+T0 = 1_700_000_000
+
+
+def ticket(ticket_id: int, ts: int, subject: str = "hello") -> RawTicket:
+    return {"id": ticket_id, "subject": subject, "status": "open", "generated_timestamp": ts}
+
+
+def page(start: int, tickets: list[RawTicket], end_of_stream: bool) -> ExportPage:
+    end = max((int(t["generated_timestamp"]) for t in tickets), default=start)
+    return ExportPage(
+        tuple(tickets), ExportCursor(start), ExportCursor(end), end_of_stream, fetched_at=T0
+    )
+
+
+@dataclass
+class FakeExport:
+    """Serves pages by start cursor, like the export does; can fail once per script."""
+
+    by_start: dict[int, ExportPage]
+    fail_next: list[Exception] = field(default_factory=list)
+    requested: list[int] = field(default_factory=list)
+
+    def pages(self, cursor: ExportCursor) -> Iterator[ExportPage]:
+        start = cursor.start_time
+        while start in self.by_start:
+            self.requested.append(start)
+            if self.fail_next:
+                raise self.fail_next.pop(0)
+            p = self.by_start[start]
+            yield p
+            if p.end_of_stream:
+                return
+            start = p.next_cursor.start_time
+
+
+@dataclass
+class FakeSink:
+    """Kafka as the poller sees it: a commit either lands whole or raises."""
+
+    committed: list[TransactionBatch] = field(default_factory=list)
+    fail_next: list[Exception] = field(default_factory=list)
+    # the commit lands in Kafka but the answer is lost (a timeout): "unknown outcome"
+    land_then_fail: list[Exception] = field(default_factory=list)
+    recreated: int = 0
+
+    def commit(self, batch: TransactionBatch) -> dict[int, int]:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.committed.append(batch)
+        if self.land_then_fail:
+            raise self.land_then_fail.pop(0)
+        return {0: len(self.committed)}
+
+    def recreate(self) -> None:
+        self.recreated += 1
+
+    @property
+    def cursor(self) -> ExportCursor | None:
+        return self.committed[-1].cursor if self.committed else None
+
+
+@dataclass
+class Rig:
+    poller: Poller
+    export: FakeExport
+    sink: FakeSink
+    store: MemoryStore
+    metrics: Metrics
+    restores: list[ExportCursor]
+
+
+@pytest.fixture
+def rig() -> Rig:
+    export = FakeExport({
+        T0: page(T0, [ticket(1, T0 + 1), ticket(2, T0 + 2)], end_of_stream=False),
+        T0 + 2: page(T0 + 2, [ticket(2, T0 + 2), ticket(3, T0 + 3)], end_of_stream=True),
+    })  # fmt: skip
+    sink, store, metrics = FakeSink(), MemoryStore(), Metrics()
+    clock = ScaledClock(start=T0 + 3600, speed=10_000)  # waits pass in a blink
+    restores: list[ExportCursor] = []
+
+    def restore() -> ExportCursor:
+        # what Kafka holds as committed: the last committed cursor, else the first start
+        cursor = sink.cursor or ExportCursor(T0)
+        restores.append(cursor)
+        return cursor
+
+    poller = Poller(
+        export=export, store=store, sink=sink,
+        builder=BatchBuilder("acme", SingleObjectSerializer(), clock),
+        restore=restore, options=PollerOptions(poll_interval=60, retry_wait=5),
+        clock=clock, metrics=metrics, health=Health(clock, 300), stop=threading.Event(),
+    )  # fmt: skip
+    poller.start()
+    return Rig(poller, export, sink, store, metrics, restores)
+
+
+def published_ids(sink: FakeSink) -> list[int]:
+    decoder = RecordDecoder()
+    return [
+        int(decoder.decode(r.value).value["ticket"]["id"])
+        for b in sink.committed
+        for r in b.records
+        if r.value is not None
+    ]
+
+
+def test_each_page_commits_once_then_the_store_and_cursor_move(rig: Rig) -> None:
+    assert rig.poller.drain() == 2
+    assert published_ids(rig.sink) == [1, 2, 3]  # the boundary repeat of 2 is skipped
+    assert [b.cursor for b in rig.sink.committed] == [ExportCursor(T0 + 2), ExportCursor(T0 + 3)]
+    assert rig.poller.cursor == ExportCursor(T0 + 3)
+    assert set(rig.store.lookup([1, 2, 3])) == {1, 2, 3}
+    assert rig.store.changelog_positions() == {0: 2}
+    assert rig.poller.progress.skipped["duplicate"] == 1
+    assert rig.metrics.caught_up._value.get() > 0
+
+
+def test_an_aborted_transaction_is_redone_and_lands_once(rig: Rig) -> None:
+    rig.sink.fail_next = [KafkaTransactionError("abortable")]
+    rig.poller.drain()
+    assert published_ids(rig.sink) == [1, 2, 3]
+    assert rig.poller.progress.aborted == 1
+    assert rig.metrics.errors.labels("kafka_abortable")._value.get() == 1
+
+
+@pytest.mark.parametrize("landed", [False, True])
+def test_a_commit_of_unknown_outcome_recreates_the_producer_and_rewinds(
+    rig: Rig, landed: bool
+) -> None:
+    rig.poller.drain()  # both pages committed
+    rig.export.by_start[T0 + 3] = page(T0 + 3, [ticket(4, T0 + 4)], end_of_stream=True)
+    failure = KafkaFatalError("commit timed out")
+    if landed:
+        rig.sink.land_then_fail = [failure]
+    else:
+        rig.sink.fail_next = [failure]
+    with pytest.raises(KafkaFatalError):
+        rig.poller.drain()
+    assert rig.sink.recreated == 1
+    # rewound to what Kafka holds, whichever way the commit went, not to what this
+    # process believed
+    expected = ExportCursor(T0 + 4) if landed else ExportCursor(T0 + 3)
+    assert rig.restores[-1] == expected
+    assert rig.poller.cursor == expected
+    rig.poller.drain()
+    assert published_ids(rig.sink) == [1, 2, 3, 4]  # ticket 4 once, either way
+
+
+def test_a_quiet_poll_commits_a_heartbeat_with_the_same_cursor(rig: Rig) -> None:
+    rig.poller.drain()
+    before = len(rig.sink.committed)
+    assert rig.poller.drain() == 0  # nothing new: no page from T0 + 3
+    heartbeat = rig.sink.committed[before]
+    assert heartbeat.records == ()
+    assert heartbeat.cursor == ExportCursor(T0 + 3)
+    assert heartbeat.metadata == {"heartbeat": True}
+
+
+def test_zendesk_trouble_waits_and_retries_without_losing_the_cursor(rig: Rig) -> None:
+    rig.export.fail_next = [RetryableZendeskError("503 past its retries")]
+    stop = rig.poller._stop  # the test stops the loop from outside
+
+    def stop_when_done() -> None:
+        while len(rig.sink.committed) < 2:
+            threading.Event().wait(0.01)
+        stop.set()
+
+    watcher = threading.Thread(target=stop_when_done)
+    watcher.start()
+    rig.poller.run_forever()
+    watcher.join(timeout=5)
+    assert published_ids(rig.sink) == [1, 2, 3]
+    assert rig.export.requested[:2] == [T0, T0]  # the same page again, after the wait
+    assert rig.metrics.last_iteration._value.get() > 0
