@@ -40,6 +40,11 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_int64(value: object) -> bool:
+    # ids and versions become Avro longs and store keys: beyond int64 they cannot be kept
+    return _is_int(value) and -(2**63) <= value < 2**63  # type: ignore[operator]
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -84,10 +89,10 @@ def split_tickets(items: list[Any]) -> tuple[tuple[RawTicket, ...], tuple[Malfor
             bad.append(MalformedTicket(None, "ticket is not a JSON object", _raw(item)))
             continue
         ticket_id = item.get("id")
-        if not _is_int(ticket_id):
-            bad.append(MalformedTicket(None, "ticket has no integer id", _raw(item)))
-        elif not _is_int(item.get("generated_timestamp")):
-            reason = "ticket has no integer generated_timestamp"
+        if not _is_int64(ticket_id):
+            bad.append(MalformedTicket(None, "ticket has no 64-bit integer id", _raw(item)))
+        elif not _is_int64(item.get("generated_timestamp")):
+            reason = "ticket has no 64-bit integer generated_timestamp"
             bad.append(MalformedTicket(ticket_id, reason, _raw(item)))
         else:
             good.append(item)

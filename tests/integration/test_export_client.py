@@ -211,7 +211,7 @@ def test_a_wrongly_typed_ticket_is_reported_alone(
     page = client.fetch_page(ExportCursor(0))
     assert page is not None
     assert len(page.malformed) == 1
-    assert page.malformed[0].reason == "ticket has no integer id"
+    assert page.malformed[0].reason == "ticket has no 64-bit integer id"
     assert len(page.tickets) == 49
     assert value(metrics, "zendesk_cdc_malformed_tickets_total") == 1
 

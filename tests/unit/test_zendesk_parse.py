@@ -108,9 +108,9 @@ def test_a_bad_ticket_is_reported_alone_and_the_page_still_moves() -> None:
     reasons = [(m.ticket_id, m.reason) for m in page.malformed]
     assert reasons == [
         (None, "ticket is not a JSON object"),
-        (None, "ticket has no integer id"),
-        (8, "ticket has no integer generated_timestamp"),
-        (None, "ticket has no integer id"),
+        (None, "ticket has no 64-bit integer id"),
+        (8, "ticket has no 64-bit integer generated_timestamp"),
+        (None, "ticket has no 64-bit integer id"),
     ]
     assert json.loads(page.malformed[2].raw_json) == {"id": 8, "generated_timestamp": "1001"}
 
@@ -161,3 +161,18 @@ def test_nan_and_infinity_are_not_json() -> None:
         _load(b'{"tickets": [{"id": 1, "x": NaN}]}')
     # integers beyond 64 bits stay readable (the fast parser refuses them)
     assert _load(b'{"n": 123456789012345678901234567890}')["n"] == 123456789012345678901234567890
+
+
+def test_ids_and_versions_beyond_64_bits_are_reported_not_passed_on() -> None:
+    from producer.zendesk.parse import split_tickets  # noqa: PLC0415
+
+    good, bad = split_tickets([
+        {"id": 2**63, "generated_timestamp": 1},
+        {"id": 7, "generated_timestamp": 2**64},
+        {"id": 2**63 - 1, "generated_timestamp": 1},
+    ])  # fmt: skip
+    assert [t["id"] for t in good] == [2**63 - 1]
+    assert [(b.ticket_id, b.reason) for b in bad] == [
+        (None, "ticket has no 64-bit integer id"),
+        (7, "ticket has no 64-bit integer generated_timestamp"),
+    ]
