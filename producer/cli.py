@@ -4,7 +4,8 @@ Every setting of `producer.config.Settings` is also a `run`/`check-config` flag
 (`--per-page 500` is ZENDESK_CDC_PER_PAGE=500); flags win over the environment.
 
 Exit codes: 0 done (or stopped by SIGTERM/SIGINT), 2 bad settings, 3 Zendesk refused
-us for good (credentials, scope, URL), 4 Kafka or state cannot be used.
+us for good (credentials, scope, URL), 4 Kafka, the Schema Registry or the committed
+state cannot be used.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from typing import Any
 
 from producer import __version__
 from producer.config import Settings, load_settings
-from producer.errors import CdcError, ConfigError, FatalZendeskError, KafkaError, StateError
+from producer.errors import (
+    CdcError,
+    ConfigError,
+    FatalZendeskError,
+    KafkaError,
+    SchemaRegistryError,
+    StateError,
+)
 
 log = logging.getLogger("zendesk_cdc")
 
@@ -179,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FatalZendeskError as exc:
         _report(exc)
         return EXIT_ZENDESK
-    except (KafkaError, StateError) as exc:
+    except (KafkaError, SchemaRegistryError, StateError) as exc:
         _report(exc)
         return EXIT_KAFKA
     except CdcError as exc:

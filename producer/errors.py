@@ -17,6 +17,9 @@
       StateError                  the committed state in Kafka cannot be read or understood
         StoreCorruptError         the local store file is corrupt, foreign or of another
                                   schema: delete it and rebuild it from the changelog
+      SchemaRegistryError
+        RetryableSchemaRegistryError  unreachable, 5xx: nothing commits; wait and redo the page
+        FatalSchemaRegistryError      4xx (auth, incompatible schema, unknown subject): stop
 """
 
 from __future__ import annotations
@@ -90,6 +93,18 @@ class TopicMismatchError(KafkaError):
 
 
 class StateError(CdcError):
+    pass
+
+
+class SchemaRegistryError(CdcError):
+    """The Schema Registry refused or could not be reached while encoding a page."""
+
+
+class RetryableSchemaRegistryError(SchemaRegistryError):
+    pass
+
+
+class FatalSchemaRegistryError(SchemaRegistryError):
     pass
 
 

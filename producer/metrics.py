@@ -26,6 +26,7 @@ ERROR_KINDS = (
     "cursor_stuck",
     "kafka_abortable",
     "kafka_fatal",
+    "schema_registry",
 )
 
 

@@ -22,6 +22,7 @@ from producer.errors import (
     KafkaFatalError,
     KafkaTransactionError,
     MalformedResponseError,
+    RetryableSchemaRegistryError,
     RetryableZendeskError,
 )
 from producer.health import Health
@@ -126,6 +127,12 @@ class Poller:
                 continue
             except KafkaError as exc:
                 log.warning("Kafka not usable right now, retrying: %s", exc)
+                self._wait(self._options.retry_wait)
+                continue
+            except RetryableSchemaRegistryError as exc:
+                # nothing of the page was produced: the same page is redone after the wait
+                log.warning("Schema Registry not usable right now, retrying: %s", exc)
+                self._metrics.errors.labels("schema_registry").inc()
                 self._wait(self._options.retry_wait)
                 continue
             self._wait(self._options.poll_interval)

@@ -30,10 +30,17 @@ from confluent_kafka.schema_registry import (
     topic_subject_name_strategy,
 )
 from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError as RegistryHttpError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro.schema import to_parsing_canonical_form
 
-from producer.errors import CdcError, ConfigError, EncodeError
+from producer.errors import (
+    CdcError,
+    ConfigError,
+    EncodeError,
+    FatalSchemaRegistryError,
+    RetryableSchemaRegistryError,
+)
 
 # schemas/ of a source checkout (and editable installs); a wheel carries producer/schemas/
 _SOURCE_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
@@ -213,7 +220,10 @@ class RegistrySerializer:
         self._dead_ctx = SerializationContext(dead_letter_topic, MessageField.VALUE)
 
     def key(self, ticket_id: int) -> bytes:
-        data = self._key(ticket_id, self._key_ctx)
+        try:
+            data = self._key(ticket_id, self._key_ctx)
+        except Exception as exc:
+            raise _registry_failure(exc) from exc
         assert data is not None
         return bytes(data)
 
@@ -231,8 +241,36 @@ class RegistrySerializer:
             data = serializer(dict(record), ctx)
         except (ValueError, TypeError, OverflowError) as exc:
             raise _encode_error(record, exc) from exc
+        except Exception as exc:
+            raise _registry_failure(exc) from exc
         assert data is not None
         return data
+
+
+_HTTP_CLIENT_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2"})
+
+
+def _registry_failure(exc: Exception) -> Exception:
+    """What a failed call to the registry means for the page: retry it later, or stop.
+
+    Bad data never gets here (it is an EncodeError); the serializer talks to the
+    registry only until it has cached each schema's id.
+    """
+    if isinstance(exc, RegistryHttpError):
+        status = exc.http_status_code
+        if 400 <= status < 500 and status not in (408, 429):
+            return FatalSchemaRegistryError(
+                f"Schema Registry refused ({status}): {exc.error_message} "
+                "(credentials, schema compatibility, or a subject missing with "
+                "auto-registration off)"
+            )
+        return RetryableSchemaRegistryError(f"Schema Registry error ({status}): {exc}")
+    # the registry client's HTTP transport: refused, reset, timed out
+    if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _HTTP_CLIENT_MODULES:
+        return RetryableSchemaRegistryError(
+            f"Schema Registry unreachable: {type(exc).__name__}: {exc}"
+        )
+    return exc
 
 
 # --- decoding -----------------------------------------------------------------------

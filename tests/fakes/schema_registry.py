@@ -25,6 +25,7 @@ class RegistryState:
         self.ids: dict[str, int] = {}  # schema text -> id
         self.schemas: dict[int, str] = {}
         self.subjects: dict[str, list[int]] = {}  # subject -> schema ids, one per version
+        self.fail_status: int | None = None  # answer every request with this status
 
     def register(self, subject: str, schema: str) -> int:
         with self.lock:
@@ -49,7 +50,15 @@ def _handler(state: RegistryState) -> type[BaseHTTPRequestHandler]:
         def _not_found(self, code: int, message: str) -> None:
             self._reply(404, {"error_code": code, "message": message})
 
+        def _failing(self) -> bool:
+            if state.fail_status is None:
+                return False
+            self._reply(state.fail_status, {"error_code": state.fail_status, "message": "fault"})
+            return True
+
         def do_POST(self) -> None:
+            if self._failing():
+                return
             path = self.path.split("?", 1)[0]
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             if match := re.fullmatch(r"/subjects/([^/]+)/versions", path):
@@ -68,6 +77,8 @@ def _handler(state: RegistryState) -> type[BaseHTTPRequestHandler]:
                 self._not_found(404, "no such endpoint")
 
         def do_GET(self) -> None:
+            if self._failing():
+                return
             path = self.path.split("?", 1)[0]
             if match := re.fullmatch(r"/schemas/ids/(\d+)", path):
                 schema = state.schemas.get(int(match[1]))

@@ -18,7 +18,12 @@ from fastavro.schema import to_parsing_canonical_form
 
 from producer.avro_mapping import SourceInfo, change_record, dead_letter_record, ticket_from_avro
 from producer.codec import encode_plan
-from producer.errors import ConfigError, EncodeError
+from producer.errors import (
+    ConfigError,
+    EncodeError,
+    FatalSchemaRegistryError,
+    RetryableSchemaRegistryError,
+)
 from producer.model import ExportCursor, ExportPage, MalformedTicket
 from producer.plan import plan_page
 from producer.wire import (
@@ -165,9 +170,10 @@ def test_without_auto_register_an_unregistered_schema_fails() -> None:
     serializer = RegistrySerializer(
         registry(), topic="t", dead_letter_topic="d", auto_register=False
     )
-    with pytest.raises(SchemaRegistryError) as info:
+    # a person must register the schema or allow auto-registration: the service stops
+    with pytest.raises(FatalSchemaRegistryError, match=r"refused \(404\)") as info:
         serializer.value(CHANGE)
-    assert info.value.http_status_code == 404
+    assert isinstance(info.value.__cause__, SchemaRegistryError)
 
 
 def test_without_auto_register_a_registered_schema_is_used() -> None:
@@ -298,3 +304,14 @@ def test_encode_plan_through_the_registry_with_latest_version() -> None:
     assert decoded.framing == "registry"
     assert ticket_from_avro(decoded.value["ticket"]) == TICKET
     assert RecordDecoder(client).decode(key).value == TICKET["id"]
+
+
+def test_an_unreachable_registry_is_a_retryable_error_not_a_dead_letter() -> None:
+    from producer.broker import free_port  # noqa: PLC0415
+
+    closed = SchemaRegistryClient({"url": f"http://127.0.0.1:{free_port()}", "max.retries": 0})
+    serializer = RegistrySerializer(closed, topic="t", dead_letter_topic="t.dlq")
+    with pytest.raises(RetryableSchemaRegistryError, match="unreachable"):
+        serializer.key(5)
+    with pytest.raises(RetryableSchemaRegistryError, match="unreachable"):
+        serializer.value(CHANGE)
