@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 WINDOW = 60.0
 DEFAULT_RETRY_AFTER = 60.0  # a 429 without Retry-After: wait out a whole window
+# Zendesk has sent Retry-After: 93; anything past this is a broken header, not a plan.
+MAX_WAIT = 900.0
 INCREMENTAL_HEADER = "zendesk-ratelimit-incremental-exports"
 
 
@@ -20,25 +22,28 @@ def parse_bucket_header(value: str) -> dict[str, float]:
     """`total=10; remaining=9; resets=6` -> {"total": 10, "remaining": 9, "resets": 6}."""
     result: dict[str, float] = {}
     for part in value.split(";"):
-        key, sep, number = part.partition("=")
+        key, sep, text = part.partition("=")
         if not sep:
             continue
-        try:
-            result[key.strip().lower()] = float(number.strip())
-        except ValueError:
-            continue
+        number = _finite(text.strip())
+        if number is not None:
+            result[key.strip().lower()] = number
     return result
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _number(headers: Mapping[str, str], *names: str) -> float | None:
     for name in names:
         value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return float(value)
-        except ValueError:
-            continue
+        if value is not None and (number := _finite(value)) is not None:
+            return number
     return None
 
 
@@ -46,10 +51,8 @@ def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header; HTTP dates are rare here and read as unknown."""
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    seconds = _finite(value)
+    return None if seconds is None else min(max(0.0, seconds), MAX_WAIT)
 
 
 class RateBudget:
@@ -76,7 +79,7 @@ class RateBudget:
 
     def on_rate_limited(self, retry_after: float | None, now: float) -> None:
         wait = DEFAULT_RETRY_AFTER if retry_after is None else retry_after
-        self._block(now + wait)
+        self._block(now, wait)
 
     def observe(self, headers: Mapping[str, str], now: float) -> None:
         """Learn from a response's rate-limit headers (names are matched case-insensitively).
@@ -94,7 +97,7 @@ class RateBudget:
                 self.per_minute = min(float(self.configured), total)
             remaining = bucket.get("remaining")
             if remaining is not None and remaining <= 0:
-                self._block(now + bucket.get("resets", WINDOW))
+                self._block(now, bucket.get("resets", WINDOW))
         limit = _number(headers, "x-rate-limit", "ratelimit-limit")
         remaining = _number(headers, "x-rate-limit-remaining", "ratelimit-remaining")
         if remaining is None:
@@ -107,7 +110,8 @@ class RateBudget:
         if remaining <= reserve:
             # The account budget is shared: leave the reserve to other integrations.
             reset = _number(headers, "ratelimit-reset")
-            self._block(now + (WINDOW if reset is None else reset))
+            self._block(now, WINDOW if reset is None else reset)
 
-    def _block(self, until: float) -> None:
-        self._blocked_until = max(self._blocked_until, until)
+    def _block(self, now: float, wait: float) -> None:
+        # a reset far in the future is a broken header: never wait longer than MAX_WAIT
+        self._blocked_until = max(self._blocked_until, now + min(max(wait, 0.0), MAX_WAIT))

@@ -142,3 +142,19 @@ def test_a_504_restarts_the_growth_count() -> None:
     size.on_gateway_timeout()
     size.on_success()
     assert size.current == 250
+
+
+@pytest.mark.parametrize("value", ["inf", "1e12", "nan", "-inf"])
+def test_absurd_retry_after_never_means_sleeping_forever(value: str) -> None:
+    from producer.zendesk.ratelimit import MAX_WAIT, RateBudget, parse_retry_after  # noqa: PLC0415
+
+    seconds = parse_retry_after(value)
+    assert seconds is None or 0 <= seconds <= MAX_WAIT
+    budget = RateBudget(10)
+    budget.on_rate_limited(seconds, now=1000.0)
+    budget.observe(
+        {"zendesk-ratelimit-incremental-exports": f"total=10; remaining=0; resets={value}",
+         "X-Rate-Limit": "700", "X-Rate-Limit-Remaining": "0", "ratelimit-reset": value},
+        1000.0,
+    )  # fmt: skip
+    assert 0 <= budget.wait_needed(1000.0) <= MAX_WAIT
