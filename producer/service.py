@@ -213,7 +213,7 @@ def build_service(
     try:
         sink.init()  # fences a zombie and aborts its open transaction before we read state
         poller = Poller(
-            export=ExportClient(options, http, clock, metrics, stop),
+            export=ExportClient(options, http, clock, metrics, stop, on_wait=health.beat),
             store=store,
             sink=sink,
             builder=BatchBuilder(settings.account, record_serializer(settings), clock),

@@ -46,6 +46,9 @@ TRANSIENT = frozenset({409, 500, 502, 503, 504})
 T = TypeVar("T")
 
 
+_WAIT_SLICE = 30.0  # long waits (Retry-After, backoff) are cut in slices, each reported via on_wait
+
+
 class _CaughtUpError(Exception):
     """Internal: Zendesk says start_time is too recent, or stop was set during a wait."""
 
@@ -108,12 +111,16 @@ class ExportClient:
         stop: threading.Event | None = None,
         *,
         rng: random.Random | None = None,
+        on_wait: Callable[[], None] | None = None,
     ) -> None:
         self.options = options
         self._http = http
         self._clock = clock
         self._metrics = metrics
         self._stop = stop
+        # called while waiting on purpose (budget, backoff, Retry-After), so a liveness
+        # probe can tell a patient client from a wedged one
+        self._on_wait = on_wait
         self._base = options.base_url.rstrip("/")
         # the options' credentials win; without them the injected client's own auth applies
         self._auth: httpx.Auth | httpx._client.UseClientDefault = (
@@ -174,8 +181,9 @@ class ExportClient:
         )
         if stuck:
             # A legacy server loops on a full second; read that second through the cursor export.
-            log.warning("export stuck at %d; reading that second via the cursor export",
-                        cursor.start_time)
+            log.warning(
+                "export stuck at %d; reading that second via the cursor export", cursor.start_time
+            )
             self._metrics.errors.labels("cursor_stuck").inc()
             return self._fallback_page(ExportCursor(cursor.start_time))
         self._count(page)
@@ -365,7 +373,13 @@ class ExportClient:
         self._sleep(wait)
 
     def _sleep(self, seconds: float) -> None:
-        if self._clock.sleep(seconds, self._stop) or self._stopped():
+        deadline = self._clock.now() + seconds
+        while (left := deadline - self._clock.now()) > 0:
+            if self._on_wait is not None:
+                self._on_wait()
+            if self._clock.sleep(min(left, _WAIT_SLICE), self._stop) or self._stopped():
+                raise _CaughtUpError
+        if self._stopped():
             raise _CaughtUpError
 
     def _stopped(self) -> bool:

@@ -469,3 +469,18 @@ def test_stop_during_a_wait_returns_none_promptly(make: Make) -> None:
     assert list(client.pages(ExportCursor(OLD))) == []
     assert len(server.requests) == 1
 
+
+
+def test_a_long_wait_keeps_reporting_that_the_client_is_alive() -> None:
+    # /livez must see a client waiting out Retry-After as alive, not wedged
+    clock = ManualClock()
+    replies = [error(429, headers={"Retry-After": "93"}), time_page([ticket(1, OLD)], eos=True)]
+    server = Server(clock, replies)
+    beats: list[float] = []
+    with httpx.Client(transport=httpx.MockTransport(server)) as http:
+        client = ExportClient(
+            ExportOptions(BASE), http, clock, Metrics(), on_wait=lambda: beats.append(clock.now())
+        )
+        client.fetch_page(ExportCursor(OLD))
+    assert len(beats) >= 4  # 93 s in slices of at most 30 s
+    assert max(b - a for a, b in itertools.pairwise(beats)) <= 30
