@@ -153,9 +153,12 @@ def test_pages_to_end_of_stream_keeping_duplicates(make: Make) -> None:
     }
     assert sample(metrics, "zendesk_cdc_pages_fetched_total") == 3
     assert sample(metrics, "zendesk_cdc_tickets_fetched_total") == 5
-    assert sample(
-        metrics, "zendesk_cdc_api_requests_total", endpoint="incremental_tickets", status="2xx"
-    ) == 3
+    assert (
+        sample(
+            metrics, "zendesk_cdc_api_requests_total", endpoint="incremental_tickets", status="2xx"
+        )
+        == 3
+    )
 
 
 def test_never_asks_inside_the_hold_back(make: Make) -> None:
@@ -293,16 +296,22 @@ def test_cursor_mode_start_respects_the_hold_back(make: Make) -> None:
 
 
 def test_429_waits_retry_after_then_succeeds(make: Make) -> None:
-    replies = [error(429, headers={"Retry-After": "93"}), time_page([ticket(1, OLD)], eos=True)]
+    replies: list[Reply] = [
+        error(429, headers={"Retry-After": "93"}),
+        time_page([ticket(1, OLD)], eos=True),
+    ]
     client, server, _, metrics = make(replies)
     page = client.fetch_page(ExportCursor(OLD))
     assert page is not None
     assert server.requests[1][0] - server.requests[0][0] == pytest.approx(93)
     assert sample(metrics, "zendesk_cdc_rate_limited_total") == 1
     assert sample(metrics, "zendesk_cdc_errors_total", kind="rate_limited") == 1
-    assert sample(
-        metrics, "zendesk_cdc_api_requests_total", endpoint="incremental_tickets", status="429"
-    ) == 1
+    assert (
+        sample(
+            metrics, "zendesk_cdc_api_requests_total", endpoint="incremental_tickets", status="429"
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -383,8 +392,11 @@ def test_504_halves_per_page_to_the_floor_and_grows_back(make: Make) -> None:
             "not an admin",
         ),
         (error(404), FatalZendeskError, "subdomain does not exist"),
-        (error(400, {"error": "InvalidValue", "description": "start_time"}), FatalZendeskError,
-         "unexpected response"),
+        (
+            error(400, {"error": "InvalidValue", "description": "start_time"}),
+            FatalZendeskError,
+            "unexpected response",
+        ),
     ],
 )
 def test_fatal_errors_are_typed_and_actionable(
@@ -470,11 +482,13 @@ def test_stop_during_a_wait_returns_none_promptly(make: Make) -> None:
     assert len(server.requests) == 1
 
 
-
 def test_a_long_wait_keeps_reporting_that_the_client_is_alive() -> None:
     # /livez must see a client waiting out Retry-After as alive, not wedged
     clock = ManualClock()
-    replies = [error(429, headers={"Retry-After": "93"}), time_page([ticket(1, OLD)], eos=True)]
+    replies: list[Reply] = [
+        error(429, headers={"Retry-After": "93"}),
+        time_page([ticket(1, OLD)], eos=True),
+    ]
     server = Server(clock, replies)
     beats: list[float] = []
     with httpx.Client(transport=httpx.MockTransport(server)) as http:
