@@ -218,7 +218,8 @@ class ExportClient:
         return self._cursor_page(cursor, next_cursor, env)
 
     def _require_progress(self, cursor: ExportCursor, env: CursorEnvelope) -> None:
-        if not env.tickets or env.after_cursor in (None, cursor.after_cursor):
+        # a page of only malformed tickets still moved: they are dead-lettered, not lost
+        if not (env.tickets or env.malformed) or env.after_cursor in (None, cursor.after_cursor):
             self._metrics.errors.labels("cursor_stuck").inc()
             raise CursorStuckError(cursor.start_time)
 

@@ -498,3 +498,15 @@ def test_a_long_wait_keeps_reporting_that_the_client_is_alive() -> None:
         client.fetch_page(ExportCursor(OLD))
     assert len(beats) >= 4  # 93 s in slices of at most 30 s
     assert max(b - a for a, b in itertools.pairwise(beats)) <= 30
+
+
+def test_a_cursor_page_of_only_malformed_tickets_still_moves(make: Make) -> None:
+    replies: list[Reply] = [
+        cursor_page([{"id": "x", "generated_timestamp": OLD}], "c1", eos=False),
+        cursor_page([ticket(2, OLD + 1)], "c2", eos=True),
+    ]
+    client, _, _, _ = make(replies, mode=ExportMode.CURSOR)
+    pages = list(client.pages(ExportCursor(OLD, mode=ExportMode.CURSOR)))
+    assert [len(p.malformed) for p in pages] == [1, 0]  # dead-lettered, and on to the next
+    assert pages[0].next_cursor.after_cursor == "c1"
+    assert [t["id"] for t in pages[1].tickets] == [2]
