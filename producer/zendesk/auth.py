@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 
 from producer.clock import Clock, SystemClock
-from producer.errors import AuthError, ConfigError
+from producer.errors import AuthError, ConfigError, RetryableZendeskError
 from producer.metrics import Metrics, status_class
+from producer.zendesk.ratelimit import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,13 @@ class OAuthRefreshing(httpx.Auth):
         if self._metrics is not None:
             status = status_class(response.status_code)
             self._metrics.api_requests.labels("oauth_tokens", status).inc()
+        if response.status_code == 429 or response.status_code >= 500:
+            # Zendesk is busy or down, the pair is still good: try again later
+            raise RetryableZendeskError(
+                f"OAuth refresh: Zendesk answered {response.status_code}; retrying later",
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
         if response.status_code != 200:
             raise AuthError(
                 f"OAuth refresh failed ({response.status_code}): {self._error_code(response)}; "
@@ -186,13 +194,23 @@ class OAuthRefreshing(httpx.Auth):
             expires_in = data.get("expires_in")
             if not (isinstance(access, str) and isinstance(refresh, str)):
                 raise TypeError
+            lifetime = None if expires_in is None else float(expires_in)
         except (ValueError, KeyError, TypeError):
             raise AuthError("OAuth refresh returned no usable token pair") from None
-        expires_at = self._clock.now() + float(expires_in) if expires_in is not None else None
+        expires_at = None if lifetime is None else self._clock.now() + lifetime
         pair = TokenPair(access, refresh, expires_at)
         with self._lock:
             # The old pair is dead now: persist the new one before anything uses it.
-            write_token_file(self.token_file, pair)
+            try:
+                write_token_file(self.token_file, pair)
+            except OSError as exc:
+                # keep working with the pair in memory rather than lose it outright
+                log.error(
+                    "could not save the rotated OAuth pair to %s (%s): it lives in memory "
+                    "only, and a restart will need a re-authorised client",
+                    self.token_file,
+                    exc.strerror or exc.__class__.__name__,
+                )
             self._pair = pair
         log.info("OAuth token pair refreshed and saved to %s", self.token_file)
         return pair

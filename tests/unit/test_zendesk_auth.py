@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
-from producer.errors import AuthError, ConfigError
+from producer.errors import AuthError, ConfigError, RetryableZendeskError
 from producer.metrics import Metrics
 from producer.zendesk.auth import (
     ApiTokenAuth,
@@ -87,6 +87,7 @@ class TokenServer:
         self.log: list[str] = []
         self.file_at_use: list[dict[str, object]] = []
         self.fail_refresh = False
+        self.busy_refreshes = 0  # the next N refreshes answer 503
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/oauth/tokens":
@@ -95,6 +96,9 @@ class TokenServer:
             assert body["grant_type"] == "refresh_token"
             assert body["client_id"] == "cdc"
             assert body["client_secret"] == CLIENT_SECRET
+            if self.busy_refreshes:
+                self.busy_refreshes -= 1
+                return httpx.Response(503, text="<html>busy</html>", headers={"Retry-After": "7"})
             if self.fail_refresh or body["refresh_token"] != self.refresh:
                 return httpx.Response(400, json={"error": "invalid_grant"})
             self.generation += 1
@@ -219,3 +223,37 @@ def test_options_repr_hides_credentials() -> None:
     options = ExportOptions("https://acme.zendesk.com", auth=ApiTokenAuth("a@b.c", TOKEN))
     assert TOKEN not in repr(options)
     assert base64.b64encode(f"a@b.c/token:{TOKEN}".encode()).decode() not in repr(options)
+
+
+def test_a_busy_token_endpoint_is_retryable_and_the_pair_survives(tmp_path: Path) -> None:
+    token_file = tmp_path / "oauth.json"
+    write_token_file(token_file, TokenPair("stale", "r0", None))
+    server = TokenServer(token_file)
+    server.busy_refreshes = 1
+    auth = OAuthRefreshing("cdc", CLIENT_SECRET, token_file)
+    with httpx.Client(transport=httpx.MockTransport(server), auth=auth) as http:
+        with pytest.raises(RetryableZendeskError) as info:
+            http.get(URL)
+        assert info.value.retry_after == 7
+        assert read_token_file(token_file).refresh_token == "r0"  # still good, still there
+        assert http.get(URL).status_code == 200  # the next try refreshes and goes through
+    assert server.log == ["get stale", "refresh r0", "get stale", "refresh r0", "get a1"]
+
+
+def test_a_rotated_pair_that_cannot_be_saved_is_still_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    token_file = tmp_path / "oauth.json"
+    write_token_file(token_file, TokenPair("stale", "r0", None))
+    server = TokenServer(token_file)
+    auth = OAuthRefreshing("cdc", CLIENT_SECRET, token_file)
+
+    def disk_full(path: Path, pair: TokenPair) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("producer.zendesk.auth.write_token_file", disk_full)
+    server.file_at_use.clear()
+    with httpx.Client(transport=httpx.MockTransport(server), auth=auth) as http:
+        assert http.get(URL).status_code == 200  # the old pair is dead; the new one works
+    assert server.log == ["get stale", "refresh r0", "get a1"]
+    assert "lives in memory only" in caplog.text
