@@ -40,6 +40,17 @@ class ExportCursor:
             separators=(",", ":"),
         )
 
+    def in_mode(self, mode: ExportMode) -> ExportCursor:
+        """The same position read through the other export, losslessly.
+
+        Both exports take `start_time` inclusively, so restarting a second (or the
+        stuck second of a fallback) from its start repeats tickets, which the planner
+        skips, and loses none.
+        """
+        if mode is self.mode:
+            return self
+        return ExportCursor(self.start_time, None, mode)
+
     @classmethod
     def from_json(cls, text: str | bytes) -> ExportCursor:
         data = json.loads(text)

@@ -207,7 +207,14 @@ def build_service(
         sink.resume(state.checkpoint, state.changelog_positions)
         if state.cursor is None:
             log.info("no committed cursor: starting at %s", first_start.start_time)
-        return state.cursor or first_start
+            return first_start
+        if state.cursor.mode is not settings.export_mode:
+            log.info(
+                "export mode changed to %s: resuming at %s through it",
+                settings.export_mode.value,
+                state.cursor.start_time,
+            )
+        return state.cursor.in_mode(settings.export_mode)
 
     service: Service | None = None
     try:
