@@ -11,8 +11,9 @@
       EncodeError                 one ticket cannot become Avro: dead-letter it, keep the page
       KafkaError
         KafkaTransactionError     abortable: abort and redo the page
-        KafkaFatalError           fenced, or a commit of unknown outcome: recreate the producer
-                                  and rewind to the committed cursor
+        KafkaFatalError           a commit of unknown outcome, a fatal producer error: recreate
+                                  the producer and rewind to the committed cursor
+          ProducerFencedError     another instance took over this transactional.id: stop
         TopicMismatchError        an existing topic has the wrong partitions or cleanup policy
       StateError                  the committed state in Kafka cannot be read or understood
         StoreCorruptError         the local store file is corrupt, foreign or of another
@@ -86,6 +87,11 @@ class KafkaTransactionError(KafkaError):
 
 class KafkaFatalError(KafkaError):
     """The producer is unusable (fenced, fatal, or a commit of unknown outcome)."""
+
+
+class ProducerFencedError(KafkaFatalError):
+    """Another live instance initialised this transactional.id: this one must stop, not
+    fight back (recreating would fence the other, which would fence us, and so on)."""
 
 
 class TopicMismatchError(KafkaError):

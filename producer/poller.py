@@ -22,6 +22,7 @@ from producer.errors import (
     KafkaFatalError,
     KafkaTransactionError,
     MalformedResponseError,
+    ProducerFencedError,
     RetryableSchemaRegistryError,
     RetryableZendeskError,
 )
@@ -103,6 +104,7 @@ class Poller:
         self._stop = stop
         self.progress = Progress()
         self.cursor: ExportCursor | None = None
+        self._rewind_needed = False
         self.on_page: Callable[[Poller, ExportPage], None] | None = None
 
     # --- start-up --------------------------------------------------------------
@@ -121,6 +123,8 @@ class Poller:
             self._beat()
             try:
                 self.drain()
+            except ProducerFencedError:
+                raise  # another instance owns this account now: stop, do not fight it
             except (RetryableZendeskError, MalformedResponseError) as exc:
                 log.warning("Zendesk not usable right now, retrying: %s", exc)
                 self._wait(self._options.retry_wait)
@@ -140,6 +144,8 @@ class Poller:
     def drain(self) -> int:
         """Read pages until end_of_stream (or stop); returns how many committed."""
         assert self.cursor is not None, "start() first"
+        if self._rewind_needed:
+            self._rewind()  # a failed rewind must not be followed by any commit
         committed = 0
         for page in self._export.pages(self.cursor):
             self._beat()
@@ -167,35 +173,48 @@ class Poller:
             batch = self._builder.build(plan, page)
             try:
                 # records, store changes and the cursor commit together or not at all
-                positions = self._sink.commit(batch)
+                positions = self._commit(batch)
             except KafkaTransactionError as exc:
                 # aborted cleanly: nothing of this page is visible; redo it
                 log.warning("transaction aborted, redoing the page: %s", exc)
                 self._metrics.errors.labels("kafka_abortable").inc()
                 self.progress.aborted += 1
                 # back off while Kafka keeps refusing (a broker outage), up to 30 s
-                self._wait(min(0.5 * 2**aborts, 30.0))
+                self._wait(min(0.5 * 2 ** min(aborts, 6), 30.0))
                 aborts += 1
                 if self._stop.is_set():
                     raise
                 continue
-            except KafkaFatalError as exc:
-                # outcome unknown: recreate the producer and rewind to what Kafka holds
-                log.error("producer unusable, recreating and rewinding: %s", exc)
-                self._metrics.errors.labels("kafka_fatal").inc()
-                self._sink.recreate()
-                self.cursor = self._restore()
-                raise
             self._store.apply(plan.store_updates, positions)
             self.cursor = plan.next_cursor
             self.progress.add(plan, page, len(batch.dead_letters))
             self._observe(plan, batch)
             return
 
+    def _commit(self, batch: TransactionBatch) -> dict[int, int]:
+        """Commit; after an unknown outcome, rewind to what Kafka holds, then re-raise."""
+        try:
+            return self._sink.commit(batch)
+        except ProducerFencedError:
+            raise
+        except KafkaFatalError as exc:
+            log.error("producer unusable, recreating it and rewinding: %s", exc)
+            self._metrics.errors.labels("kafka_fatal").inc()
+            # until a rewind succeeds nothing may commit: this process's cursor and store
+            # may be behind what Kafka holds (the commit may have landed)
+            self._rewind_needed = True
+            self._rewind()
+            raise
+
+    def _rewind(self) -> None:
+        self._sink.recreate()
+        self.cursor = self._restore()
+        self._rewind_needed = False
+
     def _heartbeat(self) -> None:
         """A quiet poll still commits the cursor, so 'last commit' stays fresh."""
         assert self.cursor is not None
-        positions = self._sink.commit(self._builder.heartbeat(self.cursor))
+        positions = self._commit(self._builder.heartbeat(self.cursor))
         self._store.apply({}, positions)
         self._metrics.last_commit.set(self._clock.now())
 

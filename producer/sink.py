@@ -10,19 +10,26 @@ KIP-890, so a retried page after an unknown commit is only safe from Kafka's own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import struct
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException, Message, Producer
 
 from producer.clock import Clock, SystemClock
-from producer.errors import KafkaError, KafkaFatalError, KafkaTransactionError, StateError
+from producer.errors import (
+    KafkaError,
+    KafkaFatalError,
+    KafkaTransactionError,
+    ProducerFencedError,
+    StateError,
+)
 from producer.kafka_log import KafkaConnection
 from producer.metrics import Metrics
 from producer.model import ExportCursor, Version
@@ -264,6 +271,7 @@ class TransactionalSink:
         try:
             producer.begin_transaction()
         except KafkaException as exc:
+            self._raise_if_fenced(_error_of(exc), exc)
             raise KafkaFatalError(f"cannot begin a transaction: {exc}") from exc
         try:
             for record in batch.records:
@@ -309,14 +317,19 @@ class TransactionalSink:
         except KafkaTransactionError:
             self._abort(producer)
             raise
+        except SystemError as exc:
+            # confluent-kafka raises SystemError from flush()/poll() when a fatal error
+            # (fencing, say) surfaces while a callback runs; the KafkaException is its cause
+            if isinstance(exc.__cause__, KafkaException):
+                self._fail(producer, exc.__cause__)
+            raise KafkaFatalError(f"producer unusable: {exc}") from exc
         except KafkaException as exc:
-            err = _error_of(exc)
-            if _is_fatal(err):
-                raise KafkaFatalError(f"producer unusable: {exc}") from exc
-            self._abort(producer)
-            raise KafkaTransactionError(f"transaction aborted: {exc}") from exc
+            self._fail(producer, exc)
 
-        producer.poll(0)  # serve remaining callbacks (statistics)
+        with contextlib.suppress(SystemError, KafkaException):
+            # serve remaining callbacks (statistics); the commit itself is done, and a
+            # fatal error surfacing here shows up again on the next transaction
+            producer.poll(0)
         self._positions = merged
         self.next_sequence += 1
         self._observe_commit(batch, time.monotonic() - started)
@@ -343,10 +356,29 @@ class TransactionalSink:
                 # local queue full: let deliveries drain, then go on
                 producer.poll(0.05)
 
+    def _fail(self, producer: Producer, exc: KafkaException) -> NoReturn:
+        """Raise what a failed transaction means for the caller (abort first if it may)."""
+        err = _error_of(exc)
+        self._raise_if_fenced(err, exc)
+        if _is_fatal(err):
+            raise KafkaFatalError(f"producer unusable: {exc}") from exc
+        self._abort(producer)
+        raise KafkaTransactionError(f"transaction aborted: {exc}") from exc
+
+    def _raise_if_fenced(self, err: RdKafkaError | None, exc: Exception) -> None:
+        if err is not None and err.code() in _FENCED_CODES:
+            raise ProducerFencedError(
+                f"another instance took over transactional.id {self.transactional_id}: {exc}"
+            ) from exc
+
     def _raise_delivery_failures(self, failures: list[RdKafkaError]) -> None:
         if not failures:
             return
         first = failures[0]
+        if any(err.code() in _FENCED_CODES for err in failures):
+            raise ProducerFencedError(
+                f"another instance took over transactional.id {self.transactional_id}: {first}"
+            )
         if any(_is_fatal(err) for err in failures):
             raise KafkaFatalError(f"delivery failed fatally: {first}")
         raise KafkaTransactionError(f"{len(failures)} deliveries failed, first: {first}")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from producer.errors import KafkaFatalError, KafkaTransactionError
+from producer.errors import KafkaTransactionError, ProducerFencedError
 from producer.kafka_log import KafkaConnection, read_topic
 from producer.metrics import Metrics
 from producer.model import ExportCursor, ExportMode, Version
@@ -167,13 +167,25 @@ def test_zombie_is_fenced_by_a_new_producer(
     zombie.commit(batch(1, 100))
     successor = make_sink()  # same account, same transactional.id
 
-    with pytest.raises(KafkaFatalError, match=r"(?i)fenced"):
+    with pytest.raises(ProducerFencedError, match=r"(?i)fenced"):
         zombie.commit(batch(2, 200))
 
     successor.commit(batch(1, 300))
     cursors = [Checkpoint.decode(r.value or b"").cursor.start_time
                for r in read_topic(conn, topics.offsets)]
     assert cursors == [100, 300]
+
+
+def test_fencing_that_surfaces_while_flushing_is_reported_as_fencing(
+    conn: KafkaConnection, topics: SinkTopics, make_sink: Callable[..., TransactionalSink]
+) -> None:
+    # the zombie's first transaction is fenced while it adds partitions, which
+    # confluent-kafka reports from flush() as a SystemError wrapping the KafkaException
+    zombie = make_sink()
+    make_sink()  # a second instance with the same transactional.id
+    with pytest.raises(ProducerFencedError):
+        zombie.commit(batch(2, 200))
+    assert visible(conn, topics)[topics.offsets] == 0
 
 
 def test_producer_killed_mid_transaction_leaves_nothing_visible(

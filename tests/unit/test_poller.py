@@ -11,7 +11,13 @@ import pytest
 
 from producer.clock import ScaledClock
 from producer.codec import RecordDecoder, SingleObjectSerializer
-from producer.errors import KafkaFatalError, KafkaTransactionError, RetryableZendeskError
+from producer.errors import (
+    KafkaError,
+    KafkaFatalError,
+    KafkaTransactionError,
+    ProducerFencedError,
+    RetryableZendeskError,
+)
 from producer.health import Health
 from producer.metrics import Metrics
 from producer.model import ExportCursor, ExportPage, RawTicket
@@ -89,6 +95,7 @@ class Rig:
     store: MemoryStore
     metrics: Metrics
     restores: list[ExportCursor]
+    restore_failures: list[Exception]
 
 
 @pytest.fixture
@@ -100,8 +107,11 @@ def rig() -> Rig:
     sink, store, metrics = FakeSink(), MemoryStore(), Metrics()
     clock = ScaledClock(start=T0 + 3600, speed=10_000)  # waits pass in a blink
     restores: list[ExportCursor] = []
+    restore_failures: list[Exception] = []
 
     def restore() -> ExportCursor:
+        if restore_failures:
+            raise restore_failures.pop(0)
         # what Kafka holds as committed: the last committed cursor, else the first start
         cursor = sink.cursor or ExportCursor(T0)
         restores.append(cursor)
@@ -114,7 +124,7 @@ def rig() -> Rig:
         clock=clock, metrics=metrics, health=Health(clock, 300), stop=threading.Event(),
     )  # fmt: skip
     poller.start()
-    return Rig(poller, export, sink, store, metrics, restores)
+    return Rig(poller, export, sink, store, metrics, restores, restore_failures)
 
 
 def published_ids(sink: FakeSink) -> list[int]:
@@ -195,3 +205,34 @@ def test_zendesk_trouble_waits_and_retries_without_losing_the_cursor(rig: Rig) -
     assert published_ids(rig.sink) == [1, 2, 3]
     assert rig.export.requested[:2] == [T0, T0]  # the same page again, after the wait
     assert rig.metrics.last_iteration._value.get() > 0
+
+
+def test_a_rewind_that_fails_blocks_every_commit_until_it_succeeds(rig: Rig) -> None:
+    rig.poller.drain()
+    rig.export.by_start[T0 + 3] = page(T0 + 3, [ticket(4, T0 + 4)], end_of_stream=True)
+    rig.sink.land_then_fail = [KafkaFatalError("commit timed out")]  # it did land
+    rig.restore_failures.append(KafkaError("not leader for partition"))  # the rewind fails
+    with pytest.raises(KafkaError, match="not leader"):
+        rig.poller.drain()
+    # the next drain rewinds first: ticket 4 is not committed a second time
+    rig.poller.drain()
+    assert published_ids(rig.sink) == [1, 2, 3, 4]
+    assert rig.restores[-1] == ExportCursor(T0 + 4)
+
+
+def test_a_heartbeat_of_unknown_outcome_rewinds_too(rig: Rig) -> None:
+    rig.poller.drain()
+    rig.sink.fail_next = [KafkaFatalError("commit timed out")]
+    with pytest.raises(KafkaFatalError):
+        rig.poller.drain()  # nothing new: a heartbeat, which fails
+    assert rig.sink.recreated == 1
+    assert rig.poller.cursor == ExportCursor(T0 + 3)
+
+
+def test_a_fenced_producer_stops_the_loop_instead_of_fencing_back(rig: Rig) -> None:
+    rig.export.by_start[T0] = page(T0, [ticket(9, T0 + 9)], end_of_stream=True)
+    rig.sink.fail_next = [ProducerFencedError("another instance took over")]
+    with pytest.raises(ProducerFencedError):
+        rig.poller.run_forever()
+    assert rig.sink.recreated == 0
+    assert rig.sink.committed == []
