@@ -35,6 +35,7 @@ from producer.wire import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_RECORD_BYTES",
     "DecodeError",
     "Decoded",
     "EncodedPlan",
@@ -54,6 +55,10 @@ __all__ = [
 ]
 
 
+# librdkafka's default message.max.bytes is 1,000,000; leave room for key and headers
+DEFAULT_MAX_RECORD_BYTES = 1_000_000 - 4096
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedPlan:
     """The bytes of one page, in the order they must be produced."""
@@ -65,9 +70,14 @@ class EncodedPlan:
     published: Counter[str]  # op -> records published (dead-lettered ones excluded)
 
 
-def _raw_json(ticket: RawTicket) -> str:
+def _raw_json(ticket: RawTicket, limit: int) -> str:
     # `default=repr` so even a value that is not JSON cannot stop the dead letter
-    return json.dumps(ticket, ensure_ascii=False, separators=(",", ":"), default=repr)
+    text = json.dumps(ticket, ensure_ascii=False, separators=(",", ":"), default=repr)
+    if len(text.encode()) <= limit:
+        return text
+    # a dead letter must fit in Kafka too: keep the start, say what was cut
+    cut = text.encode()[:limit].decode(errors="ignore")
+    return f"{cut}... [truncated: {len(text.encode())} bytes in all]"
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -81,12 +91,15 @@ def encode_plan(
     account: str,
     serializer: RecordSerializer,
     now: float,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> EncodedPlan:
     """Encode every change of `plan`; a ticket that fails becomes a dead letter.
 
     The store updates of a dead-lettered ticket still apply: its version was handled
     (reported), so a replay must not retry it, and its next real change publishes.
-    `now` (unix seconds) stamps the dead letters.
+    `now` (unix seconds) stamps the dead letters. A record larger than
+    `max_record_bytes` would be refused by Kafka on every attempt and stall the page, so
+    it is dead-lettered too, with its raw JSON cut to fit.
     """
     source = SourceInfo.of(page, account)
     records: list[tuple[bytes, bytes | None]] = []
@@ -98,11 +111,17 @@ def encode_plan(
         try:
             record = change_record(change.op.value, change.ticket, source, tagged=True)
             value = serializer.value(record)
+            if len(value) > max_record_bytes:
+                raise EncodeError(
+                    ticket_id,
+                    f"the record is {len(value)} bytes, over the {max_record_bytes} "
+                    "Kafka accepts (message.max.bytes)",
+                )
         except EncodeError as exc:
             letter = dead_letter_record(
                 ticket_id=ticket_id,
                 reason=exc.reason,
-                raw_json=_raw_json(change.ticket),
+                raw_json=_raw_json(change.ticket, limit=max_record_bytes // 2),
                 account=account,
                 generated_timestamp=_int_or_none(change.ticket.get("generated_timestamp")),
                 failed_at=now,

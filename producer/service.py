@@ -18,7 +18,12 @@ from pathlib import Path
 import httpx
 
 from producer.clock import Clock, SystemClock
-from producer.codec import RecordSerializer, RegistrySerializer, SingleObjectSerializer
+from producer.codec import (
+    DEFAULT_MAX_RECORD_BYTES,
+    RecordSerializer,
+    RegistrySerializer,
+    SingleObjectSerializer,
+)
 from producer.config import Settings
 from producer.errors import ConfigError, StoreCorruptError
 from producer.health import Health, HealthServer
@@ -131,6 +136,17 @@ def record_serializer(settings: Settings) -> RecordSerializer:
     )
 
 
+def max_record_bytes(settings: Settings) -> int:
+    """The largest record value the producer will be allowed to send (message.max.bytes)."""
+    configured = settings.kafka_extra.get("message.max.bytes")
+    if configured is None:
+        return DEFAULT_MAX_RECORD_BYTES
+    try:
+        return int(configured) - 4096  # room for key, headers and record overhead
+    except ValueError as exc:
+        raise ConfigError("ZENDESK_CDC_KAFKA_EXTRA", "message.max.bytes is not a number") from exc
+
+
 def open_local_store(path: Path) -> SqliteStore:
     """Open the store; an unreadable one is discarded, since Kafka's changelog rebuilds it."""
     try:
@@ -223,7 +239,12 @@ def build_service(
             export=ExportClient(options, http, clock, metrics, stop, on_wait=health.beat),
             store=store,
             sink=sink,
-            builder=BatchBuilder(settings.account, record_serializer(settings), clock),
+            builder=BatchBuilder(
+                settings.account,
+                record_serializer(settings),
+                clock,
+                max_record_bytes=max_record_bytes(settings),
+            ),
             restore=restore_state,
             options=PollerOptions(settings.poll_interval_seconds, tombstones=settings.tombstones),
             clock=clock,

@@ -274,6 +274,31 @@ def test_encode_plan_publishes_in_order_with_tombstones_and_dead_letters() -> No
     assert 3 in plan.store_updates
 
 
+def test_a_record_kafka_would_refuse_is_dead_lettered_with_its_json_cut_to_fit() -> None:
+    huge = {**TICKET, "description": "ü" * 600_000}  # 1.2 MB of text
+    page = ExportPage(
+        tickets=(huge, {**TICKET, "id": 5}),
+        start=ExportCursor(1709500000),
+        next_cursor=ExportCursor(1709574011),
+        end_of_stream=False,
+        fetched_at=1709574020.0,
+    )
+    plan = plan_page(page, {})
+    encoded = encode_plan(
+        plan, page, account="acme", serializer=SingleObjectSerializer(), now=1709574030.0,
+        max_record_bytes=1_000_000,
+    )  # fmt: skip
+    decoder = RecordDecoder()
+    assert [decoder.decode(k).value for k, _ in encoded.records] == [5]  # the page goes on
+    assert len(encoded.dead_letters) == 1
+    letter_bytes = encoded.dead_letters[0][1]
+    assert len(letter_bytes) < 1_000_000  # the dead letter itself fits
+    letter = decoder.decode(letter_bytes).value
+    assert "over the 1000000 Kafka accepts" in letter["reason"]
+    assert letter["raw_json"].startswith('{"url":')
+    assert "[truncated: " in letter["raw_json"]
+
+
 @pytest.mark.parametrize("value", [0, 1, -1, 63, 64, -65, 35436, 2**31, 2**63 - 1, -(2**63)])
 def test_fast_key_encoding_matches_fastavro(value: int) -> None:
     out = io.BytesIO()
