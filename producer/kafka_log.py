@@ -6,7 +6,8 @@ and we cannot rely on the broker for that: the embedded tansu broker sends no
 aborted records there (and librdkafka drops null values on it). This module applies the
 log's own semantics instead, valid on real Kafka and tansu alike: a transactional batch
 is held per producer id until that producer's next control batch, COMMIT emits it, ABORT
-drops it. Reads stop at the last stable offset seen when the read starts.
+drops it. Reads stop at the high watermark seen when the read starts; what is still open
+there is left out.
 """
 
 from __future__ import annotations
@@ -258,8 +259,11 @@ class LogReader:
     ) -> Iterator[LogRecord]:
         """Committed and non-transactional records from `start_offset` to the current end.
 
-        The end is the last stable offset when the read starts: records of transactions
-        still open then are not returned, even if they commit while we read.
+        The end is the high watermark when the read starts, not the last stable offset:
+        a transaction that committed after another producer's still-open one lies past
+        that offset, and it is committed all the same (its marker says so). Records of
+        transactions still open at the end are not returned, even if they commit while
+        we read.
         """
         tp = TopicPartition(topic, partition)
         position = start_offset
@@ -280,9 +284,7 @@ class LogReader:
                 continue
             _raise_for(part.error_code, tp)
             if end is None:
-                end = int(part.last_stable_offset)
-                if end < 0:  # pre-v4 semantics or unknown: fall back to the high watermark
-                    end = int(part.high_watermark)
+                end = int(part.high_watermark)
             records = MemoryRecords(part.records) if part.records else None
             advanced = position
             while records is not None:

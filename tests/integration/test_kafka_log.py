@@ -188,3 +188,21 @@ def test_many_records_across_several_fetches(
     p.commit_transaction(30)
     keys = [r.key for r in read_committed(conn, topic, 0)]
     assert keys == [str(i).encode() for i in range(4000)]
+
+
+def test_a_commit_behind_another_producers_open_transaction_is_read(
+    conn: KafkaConnection, topic: str, producers: Callable[[str], Producer]
+) -> None:
+    # accounts sharing a checkpoint topic: X commits while Y's transaction, begun after
+    # X's records, is still open. X's checkpoint is committed and must be found.
+    x, y = producers("x"), producers("y")
+    x.begin_transaction()
+    x.produce(topic, key=b"X", value=b"x-checkpoint", partition=0)
+    x.flush(10)
+    y.begin_transaction()
+    y.produce(topic, key=b"Y", value=b"y-open", partition=0)
+    y.flush(10)
+    x.commit_transaction(10)
+    assert [(r.key, r.value) for r in read_committed(conn, topic, 0)] == [(b"X", b"x-checkpoint")]
+    y.commit_transaction(10)
+    assert [r.key for r in read_committed(conn, topic, 0)] == [b"X", b"Y"]
