@@ -16,7 +16,7 @@ from producer.errors import StateError
 from producer.kafka_log import KafkaConnection, LogReader
 from producer.metrics import Metrics
 from producer.model import ExportCursor, Version
-from producer.sink import CHANGELOG_ACCOUNT_HEADER, Checkpoint, decode_changelog
+from producer.sink import Checkpoint, changelog_account, decode_changelog
 from producer.store import Store
 from producer.topics import SinkTopics
 
@@ -55,14 +55,14 @@ def catch_up(
 ) -> int:
     """Apply committed changelog entries the store has not seen; returns how many were read."""
     positions = store.changelog_positions()
+    owner = account.encode()
     replayed = 0
     for partition in range(reader.partitions(topics.changelog)):
         pending: dict[int, Version] = {}
         reached = positions.get(partition, 0)
         for record in reader.read_committed(topics.changelog, partition, reached):
             reached = record.offset + 1
-            owner = record.header(CHANGELOG_ACCOUNT_HEADER)
-            if record.value is None or (owner is not None and owner != account.encode()):
+            if record.value is None or changelog_account(record.key) != owner:
                 continue  # compaction tombstone, or another account sharing the topic
             ticket_id, version = decode_changelog(record.key, record.value)
             pending[ticket_id] = version  # later entries of a ticket win, as in the log

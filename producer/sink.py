@@ -41,25 +41,32 @@ Headers = tuple[tuple[str, bytes], ...]
 
 # --- wire formats of the state topics --------------------------------------------------
 
-_CHANGELOG_KEY = struct.Struct(">q")  # ticket id
+# Key: ticket id, then the account. Ticket ids are per account, so two accounts sharing
+# a compacted changelog must not share keys, or compaction drops one's entries.
+_CHANGELOG_KEY = struct.Struct(">q")
 _CHANGELOG_VALUE = struct.Struct(">qq")  # generated_timestamp, fingerprint
 CHECKPOINT_FORMAT = 1
 # lets a restore skip entries of other accounts should two share a changelog topic
 CHANGELOG_ACCOUNT_HEADER = "account"
 
 
-def encode_changelog_key(ticket_id: int) -> bytes:
-    return _CHANGELOG_KEY.pack(ticket_id)
+def encode_changelog_key(ticket_id: int, account: str) -> bytes:
+    return _CHANGELOG_KEY.pack(ticket_id) + account.encode()
 
 
 def encode_changelog_value(version: Version) -> bytes:
     return _CHANGELOG_VALUE.pack(version.generated_timestamp, version.fingerprint)
 
 
+def changelog_account(key: bytes | None) -> bytes:
+    """The account a changelog key belongs to (empty for a key of unexpected shape)."""
+    return b"" if key is None else key[_CHANGELOG_KEY.size :]
+
+
 def decode_changelog(key: bytes | None, value: bytes | None) -> tuple[int, Version]:
-    if key is None or value is None or len(key) != 8 or len(value) != 16:
+    if key is None or value is None or len(key) < 8 or len(value) != 16:
         raise StateError(f"changelog entry of unexpected shape: key={key!r} value={value!r}")
-    (ticket_id,) = _CHANGELOG_KEY.unpack(key)
+    (ticket_id,) = _CHANGELOG_KEY.unpack_from(key)
     generated_timestamp, fingerprint = _CHANGELOG_VALUE.unpack(value)
     return ticket_id, Version(generated_timestamp, fingerprint)
 
@@ -281,7 +288,9 @@ class TransactionalSink:
             owner = ((CHANGELOG_ACCOUNT_HEADER, self.account.encode()),)
             for ticket_id, version in batch.store_changes.items():
                 entry = SinkRecord(
-                    encode_changelog_key(ticket_id), encode_changelog_value(version), owner
+                    encode_changelog_key(ticket_id, self.account),
+                    encode_changelog_value(version),
+                    owner,
                 )
                 self._produce(
                     producer,

@@ -146,6 +146,21 @@ def test_accounts_sharing_topics_restore_only_their_own(
     assert never.checkpoint is None
 
 
+def test_accounts_with_the_same_ticket_ids_never_share_a_changelog_key(
+    conn: KafkaConnection, topics: SinkTopics, make_sink: Callable[[str], TransactionalSink]
+) -> None:
+    # ticket ids are per account: under compaction, a shared key would drop one's entry
+    make_sink("a").commit(page(range(0, 3), 100))
+    make_sink("b").commit(page(range(0, 3), 900))
+    keys = [r.key for r in read_topic(conn, topics.changelog)]
+    assert len(keys) == len(set(keys)) == 6
+    store_a, store_b = MemoryStore(), MemoryStore()
+    restore(conn, topics, "a", store_a)
+    restore(conn, topics, "b", store_b)
+    assert {v.generated_timestamp for v in store_a.lookup(range(3)).values()} == {100}
+    assert {v.generated_timestamp for v in store_b.lookup(range(3)).values()} == {900}
+
+
 def test_checkpoint_beyond_the_changelog_is_refused(
     conn: KafkaConnection, topics: SinkTopics, make_sink: Callable[[str], TransactionalSink],
     unique_name: Callable[[str], str],
