@@ -34,6 +34,7 @@ class Faults:
         with self._lock:
             self._statuses: deque[int] = deque()
             self._gateway_timeout_over: int | None = None
+            self._timeout_over_tickets: int | None = None
             self._delay = 0.0
             self._truncate = 0
             self._invalid_json = 0
@@ -51,6 +52,7 @@ class Faults:
         self,
         *,
         gateway_timeout_over: int | None = None,
+        gateway_timeout_over_tickets: int | None = None,
         delay_seconds: float | None = None,
         truncate_next: int | None = None,
         invalid_json_next: int | None = None,
@@ -62,6 +64,8 @@ class Faults:
         with self._lock:
             if gateway_timeout_over is not None:
                 self._gateway_timeout_over = gateway_timeout_over or None
+            if gateway_timeout_over_tickets is not None:
+                self._timeout_over_tickets = gateway_timeout_over_tickets or None
             if delay_seconds is not None:
                 self._delay = delay_seconds
             if truncate_next is not None:
@@ -89,10 +93,18 @@ class Faults:
         if body.get("conflict_next"):
             self.fail_next(int(body["conflict_next"]), (409,))
         known = {
-            "gateway_timeout_over", "delay_seconds", "truncate_next", "invalid_json_next",
+            "gateway_timeout_over", "gateway_timeout_over_tickets", "delay_seconds",
+            "truncate_next", "invalid_json_next",
             "wrong_types_next", "missing_envelope_next", "missing_envelope_keys",
         }  # fmt: skip
         self.set(**{k: v for k, v in body.items() if k in known})
+
+    def too_large(self, tickets: int) -> bool:
+        """A response this large times out (504): Zendesk's "upstream request timeout"
+        for big pages, whatever per_page asked for (a same-second expansion)."""
+        with self._lock:
+            limit = self._timeout_over_tickets
+        return limit is not None and tickets > limit
 
     def plan(self, per_page: int) -> FaultPlan:
         """Consume the faults for one export request."""

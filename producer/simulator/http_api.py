@@ -113,6 +113,9 @@ def _export_locked(
         envelope = export.cursor_envelope(items, eos, extra, url=url, params=req.query, query=query)
     else:
         page = sim.read_time_page(query, now)
+        if sim.faults.too_large(len(page.tickets)):
+            ctype, raw = ERROR_BODIES[504]
+            return _resp(504, raw, [("Content-Type", ctype), *headers], plan.delay)
         extra = sideloads(query.include, page.tickets, cfg.subdomain)
         envelope = export.time_envelope(
             page, extra, url=url, params=req.query,

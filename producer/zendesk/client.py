@@ -53,6 +53,10 @@ class _CaughtUpError(Exception):
     """Internal: Zendesk says start_time is too recent, or stop was set during a wait."""
 
 
+class _GatewayTimeoutAtFloorError(Exception):
+    """Internal: a 504 although per_page is already at its floor."""
+
+
 def _json_body(response: httpx.Response) -> dict[str, Any]:
     try:
         data = response.json()
@@ -132,6 +136,7 @@ class ExportClient:
         floor = min(options.per_page_floor, options.per_page)
         self.page_size = PageSize(options.per_page, floor, options.grow_after)
         self._backoff = Backoff(options.backoff_base, options.backoff_max, rng)
+        self._floor_timeouts = 0  # 504s in a row with per_page already at its floor
         metrics.rate_budget_per_minute.set(self.budget.per_minute)
         metrics.per_page.set(self.page_size.current)
 
@@ -168,12 +173,21 @@ class ExportClient:
         if self._too_recent(cursor.start_time):
             raise _CaughtUpError
         params = {"start_time": str(cursor.start_time), **self._common_params()}
-        page = self._request(
-            "incremental_tickets",
-            TIME_PATH,
-            params,
-            lambda body, at: parse_time_page(body, cursor, at),
-        )
+        try:
+            page = self._request(
+                "incremental_tickets",
+                TIME_PATH,
+                params,
+                lambda body, at: parse_time_page(body, cursor, at),
+            )
+        except _GatewayTimeoutAtFloorError:
+            # read that second in exact pages through the cursor export, then go on
+            log.warning(
+                "504 at per_page %d from %d: reading that second via the cursor export",
+                self.page_size.current,
+                cursor.start_time,
+            )
+            return self._fallback_page(ExportCursor(cursor.start_time))
         stuck = (
             (page.tickets or page.malformed)
             and not page.end_of_stream
@@ -326,6 +340,7 @@ class ExportClient:
                     self._sleep(self._backoff.delay(malformed - 1))
                     continue
                 self.page_size.on_success()
+                self._floor_timeouts = 0
                 self._metrics.per_page.set(self.page_size.current)
                 return result
             if status == 429:
@@ -339,8 +354,16 @@ class ExportClient:
                 raise _CaughtUpError
             if status in TRANSIENT:
                 if status == 504:
+                    at_floor = self.page_size.current <= self.page_size.floor
+                    self._floor_timeouts = self._floor_timeouts + 1 if at_floor else 0
                     self.page_size.on_gateway_timeout()
                     self._metrics.per_page.set(self.page_size.current)
+                    if self._floor_timeouts >= 2 and endpoint == "incremental_tickets":
+                        # the time export returns a whole second whatever per_page says:
+                        # a huge second stays too big, so smaller pages cannot help
+                        self._metrics.errors.labels("transient").inc()
+                        self._floor_timeouts = 0
+                        raise _GatewayTimeoutAtFloorError
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 error = RetryableZendeskError(
                     f"{endpoint}: transient {status}", status=status, retry_after=retry_after

@@ -128,6 +128,22 @@ def test_same_second_burst_beyond_per_page_comes_whole(
     assert_nothing_missed(running, pages)
 
 
+def test_a_second_too_big_to_serve_is_read_through_the_cursor_export(
+    simulator_factory: SimulatorFactory, export_client: ClientFactory
+) -> None:
+    # a bulk update of 600 tickets in one second; any response over 300 tickets is a 504
+    running = simulator_factory(speed=FAST, tickets=400)
+    burst_second = int(running.clock.now()) - 600
+    running.sim.burst(600, burst_second)
+    running.sim.faults.set(gateway_timeout_over_tickets=300)
+    client, _ = export_client(running, per_page=100, per_page_floor=50, backoff_base=0.01)
+    pages = list(client.pages(ExportCursor(0)))
+    assert max(len(p.tickets) for p in pages) <= 100  # the burst came in exact pages
+    assert running.sim.request_count(path_prefix=CURSOR_PATH) >= 6
+    assert running.sim.request_count(status=504) >= 3
+    assert_nothing_missed(running, pages)
+
+
 def test_legacy_loop_is_read_through_the_cursor_export(
     simulator_factory: SimulatorFactory, export_client: ClientFactory
 ) -> None:

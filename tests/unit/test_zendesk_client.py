@@ -510,3 +510,22 @@ def test_a_cursor_page_of_only_malformed_tickets_still_moves(make: Make) -> None
     assert [len(p.malformed) for p in pages] == [1, 0]  # dead-lettered, and on to the next
     assert pages[0].next_cursor.after_cursor == "c1"
     assert [t["id"] for t in pages[1].tickets] == [2]
+
+
+def test_504s_at_the_floor_read_the_second_through_the_cursor_export(make: Make) -> None:
+    # a burst so large that even its one second times out: smaller pages cannot help
+    replies: list[Reply] = [
+        *(error(504) for _ in range(3)),  # 100 -> 50, then twice at the floor
+        cursor_page([ticket(i, OLD) for i in range(1, 4)], "c1", eos=False),
+        cursor_page([ticket(4, OLD), ticket(5, OLD + 1)], "c2", eos=False),
+    ]
+    client, server, _, _ = make(replies, per_page=100, per_page_floor=50)
+    first = client.fetch_page(ExportCursor(OLD))
+    assert first is not None
+    assert server.path(3).endswith("/incremental/tickets/cursor")
+    assert server.params(3)["start_time"] == str(OLD)
+    assert first.next_cursor == ExportCursor(OLD, "c1")  # still inside that second
+    second = client.fetch_page(first.next_cursor)
+    assert second is not None
+    assert second.next_cursor == ExportCursor(OLD + 1)  # past it: back to time-based
+    assert [t["id"] for p in (first, second) for t in p.tickets] == [1, 2, 3, 4, 5]
