@@ -127,12 +127,21 @@ def parse_time_page(body: bytes, start: ExportCursor, fetched_at: float) -> Expo
     if end_time is not None and items and end_time < start.start_time:
         raise MalformedResponseError(f"end_time {end_time} is before start_time {start.start_time}")
     good, bad = split_tickets(items)
-    next_cursor = ExportCursor(end_time) if items and end_time is not None else start
+    # An empty page that says it is not the end and names a later end_time (a window
+    # emptied by a filter such as exclude_deleted) moves on; any other empty page means
+    # "nothing more for now" and the cursor stays.
+    skip_empty = (
+        not items
+        and end_time is not None
+        and end_time > start.start_time
+        and data.get("end_of_stream") is False
+    )
+    moves = bool(items or skip_empty) and end_time is not None
     return ExportPage(
         tickets=good,
         start=start,
-        next_cursor=next_cursor,
-        end_of_stream=_end_of_stream(data, empty=not items, empty_ends=True),
+        next_cursor=ExportCursor(end_time) if moves and end_time is not None else start,
+        end_of_stream=not skip_empty and _end_of_stream(data, empty=not items, empty_ends=True),
         fetched_at=fetched_at,
         malformed=bad,
         sideloads=_sideloads(data, TIME_ENVELOPE),

@@ -176,3 +176,21 @@ def test_ids_and_versions_beyond_64_bits_are_reported_not_passed_on() -> None:
         (None, "ticket has no 64-bit integer id"),
         (7, "ticket has no 64-bit integer generated_timestamp"),
     ]
+
+
+def test_an_empty_window_that_is_not_the_end_moves_the_cursor_on() -> None:
+    from producer.model import ExportCursor as Cursor  # noqa: PLC0415
+    from producer.zendesk.parse import parse_time_page  # noqa: PLC0415
+
+    start = Cursor(1000)
+    body = b'{"tickets": [], "count": 0, "end_time": 1500, "end_of_stream": false}'
+    page = parse_time_page(body, start, fetched_at=0.0)
+    assert (page.next_cursor, page.end_of_stream) == (Cursor(1500), False)
+    # empty and the end, or empty with nulls: the cursor stays
+    for body in (
+        b'{"tickets": [], "count": 0, "end_time": 1500, "end_of_stream": true}',
+        b'{"tickets": [], "count": 0, "end_time": null, "end_of_stream": null}',
+        b'{"tickets": [], "count": 0, "end_time": 900, "end_of_stream": false}',
+    ):
+        page = parse_time_page(body, start, fetched_at=0.0)
+        assert (page.next_cursor, page.end_of_stream) == (start, True)
