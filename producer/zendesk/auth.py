@@ -15,6 +15,7 @@ import tempfile
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from producer.zendesk.ratelimit import parse_retry_after
 log = logging.getLogger(__name__)
 
 REFRESH_EARLY = 60.0  # refresh this long before expiry so a request never races it
+# Zendesk stops accepting API tokens on 2027-04-30 (ZENDESK_API.md §6)
+API_TOKEN_RETIREMENT = datetime(2027, 4, 30, tzinfo=UTC).timestamp()
 
 
 class ApiTokenAuth(httpx.Auth):

@@ -32,6 +32,7 @@ from producer.errors import (
 )
 from producer.metrics import Metrics, status_class
 from producer.model import ExportCursor, ExportMode, ExportPage
+from producer.zendesk.auth import API_TOKEN_RETIREMENT, ApiTokenAuth
 from producer.zendesk.backoff import Backoff, PageSize
 from producer.zendesk.options import ExportOptions
 from producer.zendesk.parse import CursorEnvelope, parse_cursor_page, parse_time_page
@@ -371,6 +372,12 @@ class ExportClient:
                 failures = self._retry_transient(error, failures, None)
                 continue
             fatal = fatal_error(response)
+            if status == 401 and self._api_tokens_retired():
+                fatal = AuthError(
+                    "credentials rejected (401): Zendesk stopped accepting API tokens on "
+                    "2027-04-30; switch to OAuth (ZENDESK_CDC_ZENDESK_OAUTH_CLIENT_ID, ...)",
+                    status=status,
+                )
             self._metrics.errors.labels("auth" if isinstance(fatal, AuthError) else "fatal").inc()
             raise fatal
 
@@ -405,6 +412,12 @@ class ExportClient:
                 raise _CaughtUpError
         if self._stopped():
             raise _CaughtUpError
+
+    def _api_tokens_retired(self) -> bool:
+        return (
+            isinstance(self.options.auth, ApiTokenAuth)
+            and self._clock.now() >= API_TOKEN_RETIREMENT
+        )
 
     def _stopped(self) -> bool:
         return self._stop is not None and self._stop.is_set()

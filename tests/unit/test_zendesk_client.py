@@ -7,6 +7,7 @@ import random
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from producer.errors import (
 )
 from producer.metrics import Metrics
 from producer.model import ExportCursor, ExportMode
+from producer.zendesk.auth import ApiTokenAuth
 from producer.zendesk.client import CURSOR_PATH, TIME_PATH, ExportClient
 from producer.zendesk.options import ExportOptions
 
@@ -529,3 +531,20 @@ def test_504s_at_the_floor_read_the_second_through_the_cursor_export(make: Make)
     assert second is not None
     assert second.next_cursor == ExportCursor(OLD + 1)  # past it: back to time-based
     assert [t["id"] for p in (first, second) for t in p.tickets] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("now", "message"),
+    [
+        (NOW, "check the email and API token"),
+        (datetime(2027, 5, 1, tzinfo=UTC).timestamp(), "stopped accepting API tokens"),
+    ],
+)
+def test_a_401_with_an_api_token_after_its_retirement_says_so(now: float, message: str) -> None:
+    clock = ManualClock(now)
+    server = Server(clock, [error(401, {"error": "Couldn't authenticate you"})])
+    with httpx.Client(transport=httpx.MockTransport(server)) as http:
+        options = ExportOptions(BASE, auth=ApiTokenAuth("a@b.c", "tok"))
+        client = ExportClient(options, http, clock, Metrics())
+        with pytest.raises(AuthError, match=message):
+            client.fetch_page(ExportCursor(int(now) - 86400))
