@@ -43,6 +43,8 @@ _FETCH_MAX_BYTES = 8 * 1024 * 1024
 _FETCH_MAX_WAIT_MS = 200
 _FETCH_VERSION = 12  # last version addressing topics by name
 _READ_TIMEOUT_S = 30.0
+# each empty answer already waited _FETCH_MAX_WAIT_MS: a bound, not a busy loop
+_MAX_EMPTY_ANSWERS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,13 +271,21 @@ class LogReader:
         position = start_offset
         end: int | None = None
         decided = CommittedFilter()
+        empty_answers = 0
         while end is None or position < end:
             part = self._fetch(tp, position)
             if part is None:
                 if end is None:
                     # tansu can answer a fetch at the log end with no partition at all
                     return
+                empty_answers += 1
+                if empty_answers > _MAX_EMPTY_ANSWERS:
+                    raise KafkaError(
+                        f"{topic}[{partition}]: no data at offset {position} below the end "
+                        f"{end} after {_MAX_EMPTY_ANSWERS} fetches"
+                    )
                 continue
+            empty_answers = 0
             if part.error_code == kafka_errors.OffsetOutOfRangeError.errno:
                 earliest = self.earliest_offset(topic, partition)
                 if position >= earliest:
