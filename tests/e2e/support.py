@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from producer.config import Settings, load_settings
-from producer.simulator import DEFAULT_EMAIL, DEFAULT_TOKEN
+from producer.config import Settings
+from tests.integration.pipeline_support import pipeline_settings
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,4 @@ def service_settings(
     base_url: str, bootstrap: str, state: Path, topic: str, **overrides: Any
 ) -> Settings:
     """Settings of a service reading the simulator (default credentials) into `topic`."""
-    values: dict[str, Any] = {
-        "zendesk_url": base_url,
-        "zendesk_email": DEFAULT_EMAIL,
-        "zendesk_api_token": DEFAULT_TOKEN,
-        "bootstrap_servers": bootstrap,
-        "topic": topic,
-        "state_dir": state,
-        "http_address": "",
-        "per_page": 500,
-    }
-    values.update(overrides)
-    return load_settings(**values)
+    return pipeline_settings(base_url, bootstrap, state, topic, **{"per_page": 500, **overrides})
