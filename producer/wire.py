@@ -8,7 +8,8 @@
   fingerprint of the schema's parsing canonical form, Avro body) when none is: the
   fingerprint names the schema, so a consumer holding schemas/ can decode offline.
 
-Schemas are parsed once; each record costs one `schemaless_writer` call.
+Schemas are parsed once. Records are written by `avro_writer`'s compiled writers (the
+same bytes as fastavro's `schemaless_writer`, in about half the time); fastavro reads.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError as Registr
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro.schema import to_parsing_canonical_form
 
+from producer.avro_writer import schema_writer, zigzag_varint
 from producer.errors import (
     CdcError,
     ConfigError,
@@ -101,6 +103,7 @@ class LoadedSchema:
     text: str  # the .avsc text, as registered with a Schema Registry
     parsed: Any  # fastavro's parsed form
     header: bytes  # single-object header: C3 01 + little-endian fingerprint
+    write: Callable[[Any], bytes]  # datum -> Avro body (compiled; fastavro's bytes)
 
 
 @cache
@@ -109,27 +112,18 @@ def load_schema(name: str) -> LoadedSchema:
     parsed = fastavro.parse_schema(raw, named_schemas={})
     canonical = to_parsing_canonical_form(parsed)
     header = SINGLE_OBJECT_MAGIC + crc64_avro(canonical.encode("utf-8")).to_bytes(8, "little")
-    return LoadedSchema(name, json.dumps(raw), parsed, header)
+    return LoadedSchema(name, json.dumps(raw), parsed, header, schema_writer(raw, parsed))
 
 
 def _write(schema: LoadedSchema, datum: Any, prefix: bytes) -> bytes:
-    out = io.BytesIO()
-    out.write(prefix)
-    fastavro.schemaless_writer(out, schema.parsed, datum)
-    return out.getvalue()
+    return prefix + schema.write(datum)
 
 
 def avro_long(value: int) -> bytes:
-    """The Avro binary encoding of a long (zigzag varint), without fastavro's overhead."""
+    """The Avro binary encoding of a ticket id (a long): the record key's body."""
     if not -(2**63) <= value < 2**63:
         raise EncodeError(value, "ticket id outside int64")
-    n = ((value << 1) ^ (value >> 63)) & 0xFFFFFFFFFFFFFFFF
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    return zigzag_varint(value)
 
 
 def _encode_error(record: Mapping[str, Any], exc: Exception) -> EncodeError:

@@ -12,7 +12,6 @@ from typing import Any
 import fastavro
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from producer.avro_mapping import (
     KNOWN_FIELDS,
@@ -25,6 +24,7 @@ from producer.avro_mapping import (
 from producer.errors import EncodeError
 from producer.model import ExportCursor, ExportMode, ExportPage
 from producer.wire import load_schema
+from tests.strategies import tickets
 from tests.zendesk_spec import SECTION_7_FIELDS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -284,49 +284,6 @@ def test_dead_letter_record_round_trips_through_its_schema() -> None:
 
 
 # --- Hypothesis: generated tickets survive mapping + Avro bytes + reconstruction ----
-
-json_scalar = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-json_any = st.recursive(
-    json_scalar,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-int64 = st.integers(-(2**63), 2**63 - 1)
-iso = st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat().replace("+00:00", "Z"))
-maybe = st.none().__or__
-field_entry = st.fixed_dictionaries(
-    {"id": int64, "value": json_any | st.lists(st.text(), max_size=3)}
-)
-OPTIONAL = {
-    "url": maybe(st.text()),
-    "external_id": maybe(st.text()),
-    "via": maybe(
-        st.fixed_dictionaries(
-            {"channel": maybe(st.text(max_size=10))}, optional={"source": json_any}
-        )
-    ),
-    "created_at": maybe(iso),
-    "updated_at": maybe(iso),
-    "due_at": maybe(iso),
-    "subject": maybe(st.text()),
-    "status": maybe(
-        st.sampled_from(["new", "open", "pending", "hold", "solved", "closed", "deleted"])
-    ),
-    "requester_id": maybe(int64),
-    "collaborator_ids": maybe(st.lists(int64, max_size=3)),
-    "has_incidents": maybe(st.booleans()),
-    "tags": maybe(st.lists(st.text(), max_size=3)),
-    "custom_fields": maybe(st.lists(field_entry, max_size=4)),
-    "fields": maybe(st.lists(field_entry, max_size=4)),
-    "satisfaction_rating": json_any,
-    "future_field": json_any,
-    "zz_other_new": json_any,
-}
-tickets = st.fixed_dictionaries(
-    {"id": st.integers(0, 2**63 - 1), "generated_timestamp": int64}, optional=OPTIONAL
-)
 
 
 @settings(max_examples=150)
