@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from producer.errors import MalformedResponseError
 from producer.model import ExportCursor
-from producer.zendesk.parse import parse_cursor_page, parse_time_page
+from producer.zendesk.parse import load_json, parse_cursor_page, parse_time_page
 
 START = ExportCursor(1000)
 
@@ -194,3 +196,87 @@ def test_an_empty_window_that_is_not_the_end_moves_the_cursor_on() -> None:
     ):
         page = parse_time_page(body, start, fetched_at=0.0)
         assert (page.next_cursor, page.end_of_stream) == (start, True)
+
+
+# --- the fast reader reads exactly what the standard library reads ------------------
+
+
+def typed(value: Any) -> Any:
+    """`value` with every type spelled out, so 1 != 1.0 != True and -0.0 != 0.0."""
+    if isinstance(value, dict):
+        return ("dict", [(k, typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [typed(v) for v in value])
+    if isinstance(value, float):
+        return ("float", repr(value))
+    return (type(value).__name__, value)
+
+
+def standard(body: bytes) -> Any:
+    return json.loads(body, parse_constant=lambda name: _raise(ValueError(name)))
+
+
+def _raise(exc: Exception) -> Any:
+    raise exc
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # unbounded: beyond 64 bits too
+    | st.integers(-(2**65), 2**65)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400)
+@given(json_values, st.booleans())
+def test_load_json_reads_any_json_as_the_standard_library_does(
+    value: Any, ensure_ascii: bool
+) -> None:
+    body = json.dumps(value, ensure_ascii=ensure_ascii).encode()
+    assert typed(load_json(body)) == typed(standard(body))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "18446744073709551616",  # 2**64: orjson would say 1.8446744073709552e+19
+        "-9223372036854775809",  # below int64: orjson would give a float
+        '{"id": 123456789012345678901234567890}',
+        '{"phone": "1234567890123456789", "n": 1}',  # a digit run in a string: still exact
+        "1e400",  # orjson refuses; the standard library reads inf
+        '"\\ud800"',  # a lone surrogate: orjson refuses, the standard library keeps it
+        '{"a": 1, "a": 2}',  # duplicate keys: the last wins in both
+        "-0",
+        "-0.0",
+        "0.1",
+        "1E+2",
+    ],
+)
+def test_load_json_edge_cases(text: str) -> None:
+    body = text.encode()
+    assert typed(load_json(body)) == typed(standard(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"NaN", b"[Infinity]", b"[1,]", b"01", b"1.", b"{'a': 1}", b"\xff\xfe", b"[1] x"],
+)
+def test_load_json_refuses_what_is_not_json(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        load_json(body)
+
+
+@given(st.binary(max_size=40) | st.text(max_size=40).map(str.encode))
+def test_load_json_accepts_and_refuses_exactly_as_the_standard_library(body: bytes) -> None:
+    try:
+        expected = typed(standard(body))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        with pytest.raises((ValueError, UnicodeDecodeError, RecursionError)):
+            load_json(body)
+    else:
+        assert typed(load_json(body)) == expected
