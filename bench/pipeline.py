@@ -37,6 +37,7 @@ import httpx
 from producer.broker import EmbeddedBroker
 from producer.clock import SystemClock
 from producer.codec import SingleObjectSerializer
+from producer.gc_tuning import tune_collector
 from producer.kafka_log import KafkaConnection
 from producer.metrics import Metrics
 from producer.model import ExportCursor
@@ -189,12 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile: top 25 by own time")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument(
-        "--gc-threshold", type=int, default=0,
-        help="set the cyclic GC's gen-0 threshold (0: leave Python's default of 700)",
+        "--default-gc", action="store_true",
+        help="leave Python's collector as it is (the service tunes it: producer.gc_tuning)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    if args.gc_threshold:
-        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
 
     print(f"building {args.pages} pages of {PER_PAGE} tickets ...", flush=True)
     bodies, ticket_bytes = build_pages(args.pages, random.Random(args.seed))
@@ -205,6 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.sched_setaffinity(0, {args.cpu})
         print(f"pinned to CPU {args.cpu}; the broker keeps the others ({os.cpu_count()} in all)")
         conn = KafkaConnection(bootstrap_servers=broker.bootstrap_servers)
+        if not args.default_gc:
+            tune_collector()  # as `zendesk-cdc run` does once the service is built
+        print(
+            f"garbage collector: {'Python default' if args.default_gc else 'tuned'} "
+            f"(gen-0 threshold {gc.get_threshold()[0]})"
+        )
         worst = float("inf")
         for name in stores:
             store: Store = (

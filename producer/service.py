@@ -26,6 +26,7 @@ from producer.codec import (
 )
 from producer.config import Settings
 from producer.errors import ConfigError, StoreCorruptError
+from producer.gc_tuning import tune_collector
 from producer.health import Health, HealthServer
 from producer.kafka_log import KafkaConnection
 from producer.logs import configure_logging
@@ -282,6 +283,7 @@ def run_service(settings: Settings, *, stop: threading.Event, once: bool = False
     clock = SystemClock()
     log.info("starting", extra={"settings": settings.redacted()})
     with build_service(settings, stop=stop, clock=clock, metrics=metrics) as service:
+        tune_collector()
         server = None
         if settings.http_address:
             server = HealthServer(settings.http_address, metrics, service.health).start()
