@@ -12,6 +12,9 @@ from enum import StrEnum
 from typing import Any
 
 # A ticket exactly as the export returned it: unknown fields are kept.
+# A ticket as the export sent it, after `zendesk.parse`: unknown fields kept, `id` and
+# `generated_timestamp` int64, and every number finite (a ticket holding 1e400 is
+# dead-lettered there), so orjson can write any part of it without loss.
 RawTicket = Mapping[str, Any]
 
 

@@ -8,6 +8,7 @@ page still moves.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,15 @@ def _load_fast(body: bytes) -> Any:
         return _NOT_READ
 
 
+def _read_json(body: bytes) -> tuple[Any, bool]:
+    """The JSON value, and whether it may hold an infinity (only json can yield one)."""
+    data = _load_fast(body)
+    if data is not _NOT_READ:
+        return data, False
+    # NaN and Infinity are not JSON; accepting them would make content unhashable
+    return json.loads(body, parse_constant=_reject_constant), True
+
+
 def load_json(body: bytes) -> Any:
     """The JSON value of `body`, as `json.loads` reads it, but without NaN or Infinity.
 
@@ -75,22 +85,28 @@ def load_json(body: bytes) -> Any:
     differently (see `_load_fast`) is read by the standard library, so the result
     never depends on which parser ran. ValueError if the body is not JSON.
     """
-    data = _load_fast(body)
-    if data is _NOT_READ:
-        # NaN and Infinity are not JSON; accepting them would make content unhashable
-        data = json.loads(body, parse_constant=_reject_constant)
-    return data
+    return _read_json(body)[0]
 
 
-def _load(body: bytes) -> dict[str, Any]:
+def _load(body: bytes) -> tuple[dict[str, Any], bool]:
     try:
-        data = load_json(body)
+        data, maybe_infinite = _read_json(body)
     except (ValueError, UnicodeDecodeError) as exc:
         kind = exc.__class__.__name__
         raise MalformedResponseError(f"response is not valid JSON ({kind})") from exc
     if not isinstance(data, dict):
         raise MalformedResponseError("response is not a JSON object")
-    return data
+    return data, maybe_infinite
+
+
+def _holds_infinity(value: Any) -> bool:
+    if type(value) is float:
+        return not math.isfinite(value)
+    if type(value) is dict:
+        return any(_holds_infinity(v) for v in value.values())
+    if type(value) is list:
+        return any(_holds_infinity(v) for v in value)
+    return False
 
 
 def _end_of_stream(data: Mapping[str, Any], empty: bool, *, empty_ends: bool) -> bool:
@@ -110,8 +126,15 @@ def _raw(item: Any) -> str:
     return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
 
 
-def split_tickets(items: list[Any]) -> tuple[tuple[RawTicket, ...], tuple[MalformedTicket, ...]]:
-    """Readable tickets (unknown fields kept) and the ones to dead-letter, each with a reason."""
+def split_tickets(
+    items: list[Any], *, maybe_infinite: bool = False
+) -> tuple[tuple[RawTicket, ...], tuple[MalformedTicket, ...]]:
+    """Readable tickets (unknown fields kept) and the ones to dead-letter, each with a reason.
+
+    `maybe_infinite`: the page was read by json, so a number too large for a double
+    (1e400) may have become an infinity. Such a ticket is dead-lettered: an infinity is
+    not JSON, and orjson would write it as null, so its fingerprint would not change.
+    """
     good: list[RawTicket] = []
     bad: list[MalformedTicket] = []
     for item in items:
@@ -123,6 +146,9 @@ def split_tickets(items: list[Any]) -> tuple[tuple[RawTicket, ...], tuple[Malfor
             bad.append(MalformedTicket(None, "ticket has no 64-bit integer id", _raw(item)))
         elif not _is_int64(item.get("generated_timestamp")):
             reason = "ticket has no 64-bit integer generated_timestamp"
+            bad.append(MalformedTicket(ticket_id, reason, _raw(item)))
+        elif maybe_infinite and _holds_infinity(item):
+            reason = "ticket holds a number beyond the range of a double (such as 1e400)"
             bad.append(MalformedTicket(ticket_id, reason, _raw(item)))
         else:
             good.append(item)
@@ -142,7 +168,7 @@ def _sideloads(data: Mapping[str, Any], envelope: frozenset[str]) -> dict[str, A
 
 def parse_time_page(body: bytes, start: ExportCursor, fetched_at: float) -> ExportPage:
     """A time-based export page; `next_cursor` is `end_time` (the cursor stays on an empty page)."""
-    data = _load(body)
+    data, maybe_infinite = _load(body)
     items = _tickets(data)
     count = data.get("count")
     if not _is_int(count):
@@ -156,7 +182,7 @@ def parse_time_page(body: bytes, start: ExportCursor, fetched_at: float) -> Expo
         raise MalformedResponseError("end_time is not an integer")
     if end_time is not None and items and end_time < start.start_time:
         raise MalformedResponseError(f"end_time {end_time} is before start_time {start.start_time}")
-    good, bad = split_tickets(items)
+    good, bad = split_tickets(items, maybe_infinite=maybe_infinite)
     # An empty page that says it is not the end and names a later end_time (a window
     # emptied by a filter such as exclude_deleted) moves on; any other empty page means
     # "nothing more for now" and the cursor stays.
@@ -179,12 +205,12 @@ def parse_time_page(body: bytes, start: ExportCursor, fetched_at: float) -> Expo
 
 
 def parse_cursor_page(body: bytes) -> CursorEnvelope:
-    data = _load(body)
+    data, maybe_infinite = _load(body)
     items = _tickets(data)
     after = data.get("after_cursor")
     if after is not None and not isinstance(after, str):
         raise MalformedResponseError("after_cursor is not a string")
-    good, bad = split_tickets(items)
+    good, bad = split_tickets(items, maybe_infinite=maybe_infinite)
     return CursorEnvelope(
         tickets=good,
         malformed=bad,

@@ -162,7 +162,22 @@ def test_nan_and_infinity_are_not_json() -> None:
     with pytest.raises(MalformedResponseError, match="not valid JSON"):
         _load(b'{"tickets": [{"id": 1, "x": NaN}]}')
     # integers beyond 64 bits stay readable (the fast parser refuses them)
-    assert _load(b'{"n": 123456789012345678901234567890}')["n"] == 123456789012345678901234567890
+    data, _ = _load(b'{"n": 123456789012345678901234567890}')
+    assert data["n"] == 123456789012345678901234567890
+
+
+def test_a_ticket_with_a_number_beyond_double_range_is_dead_lettered_alone() -> None:
+    body = (
+        b'{"tickets": [{"id": 1, "generated_timestamp": 1000, "x": {"y": [1e400]}},'
+        b' {"id": 2, "generated_timestamp": 1000, "x": 1.5}],'
+        b' "count": 2, "end_time": 1001, "end_of_stream": true}'
+    )
+    page = parse_time_page(body, START, fetched_at=5.0)
+    assert page.ticket_ids == [2]
+    assert [(b.ticket_id, b.reason) for b in page.malformed] == [
+        (1, "ticket holds a number beyond the range of a double (such as 1e400)")
+    ]
+    assert page.next_cursor == ExportCursor(1001)  # the page still moves
 
 
 def test_ids_and_versions_beyond_64_bits_are_reported_not_passed_on() -> None:
