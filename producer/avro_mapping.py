@@ -22,7 +22,7 @@ schemas/ says the same for consumers):
   rebuilds exactly the dict Zendesk sent (up to key order).
 
 Wrong types are never coerced: `ticket_to_avro` raises `EncodeError(ticket_id, why)`
-and the sink dead-letters the ticket. Standard library only.
+and the sink dead-letters the ticket. Pure (orjson only writes JSON text).
 """
 
 from __future__ import annotations
@@ -33,12 +33,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from producer.errors import EncodeError
 from producer.model import ExportPage, RawTicket
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_json_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text, by orjson (a ticket's numbers are finite: see RawTicket);
+    an integer beyond 64 bits, which orjson refuses, is written by json."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _json_dumps(value)
 
 
 class _WrongTypeError(Exception):
@@ -252,8 +263,12 @@ def ticket_to_avro(ticket: RawTicket, *, tagged: bool = False) -> dict[str, Any]
             absent.append("satisfaction_rating")
         record["satisfaction_rating_json"] = None if rating is None else _dumps(rating)
         name = "extra fields"
-        extra = {k: v for k, v in ticket.items() if k not in KNOWN_FIELDS}
-        record["extra_json"] = _dumps(extra) if extra else None
+        unknown = ticket.keys() - KNOWN_FIELDS  # usually empty: no loop over the fields
+        if unknown:
+            extra = {k: v for k, v in ticket.items() if k in unknown}  # in payload order
+            record["extra_json"] = _dumps(extra)
+        else:
+            record["extra_json"] = None
     except _WrongTypeError as exc:
         raise EncodeError(ticket_id, f"{name}: {exc}") from exc
     except (TypeError, ValueError) as exc:  # not JSON at all: cannot come from a response

@@ -36,7 +36,9 @@ _encoder = json.JSONEncoder(
 
 def canonical_json(ticket: RawTicket) -> bytes:
     """The ticket's content as canonical UTF-8 JSON, without the volatile fields."""
-    content = {k: v for k, v in ticket.items() if k not in VOLATILE_FIELDS}
+    content = dict(ticket)  # a C-level copy, then two pops: cheaper than a filtering loop
+    for name in VOLATILE_FIELDS:
+        content.pop(name, None)
     try:
         # the hot path: orjson writes the same canonical bytes about 6x faster
         return orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
