@@ -182,6 +182,40 @@ _STRATEGIES: dict[SubjectStrategy, Callable[..., Any]] = {
 }
 
 
+class _RegistryFrame:
+    """One AvroSerializer, with the frame it writes learned so later records skip it.
+
+    With `use.latest.version` off, confluent-kafka's AvroSerializer writes exactly
+    `00 + schema id + fastavro body` with *our* schema (no domain rules run on that
+    path). So once it has registered or looked up the schema and framed a record, the
+    next records are framed here around the compiled writer's body: the same bytes,
+    about twice as fast. The frame is learned only from a record whose bytes proved
+    it; with `use.latest.version` on (another schema may write) it is never learned.
+    """
+
+    def __init__(
+        self,
+        serializer: AvroSerializer,
+        ctx: SerializationContext,
+        write_body: Callable[[Any], bytes] | None,
+    ) -> None:
+        self._serializer = serializer
+        self._ctx = ctx
+        self._write_body = write_body  # None: always AvroSerializer
+        self._frame: bytes | None = None
+
+    def __call__(self, datum: Any) -> bytes:
+        if self._frame is not None and self._write_body is not None:
+            return self._frame + self._write_body(datum)
+        data = self._serializer(datum, self._ctx)
+        assert data is not None
+        if self._write_body is not None:
+            body = self._write_body(datum)
+            if len(data) == len(body) + 5 and data[0] == REGISTRY_MAGIC and data[5:] == body:
+                self._frame = bytes(data[:5])
+        return bytes(data)
+
+
 class RegistrySerializer:
     """Confluent Schema Registry framing through confluent-kafka's AvroSerializer."""
 
@@ -203,42 +237,49 @@ class RegistrySerializer:
             "subject.name.strategy": _STRATEGIES[SubjectStrategy(subject_strategy)],
         }
         key_conf = {**conf, "subject.name.strategy": topic_subject_name_strategy}
+        key, value, dead = map(load_schema, (KEY_SCHEMA, VALUE_SCHEMA, DEAD_LETTER_SCHEMA))
         try:
-            self._key = AvroSerializer(client, load_schema(KEY_SCHEMA).text, conf=key_conf)
-            self._value = AvroSerializer(client, load_schema(VALUE_SCHEMA).text, conf=conf)
-            self._dead = AvroSerializer(client, load_schema(DEAD_LETTER_SCHEMA).text, conf=conf)
+            key_serializer = AvroSerializer(client, key.text, conf=key_conf)
+            value_serializer = AvroSerializer(client, value.text, conf=conf)
+            dead_serializer = AvroSerializer(client, dead.text, conf=conf)
         except ValueError as exc:  # e.g. use.latest.version together with auto-register
             raise ConfigError("schema_registry", str(exc)) from exc
-        self._key_ctx = SerializationContext(topic, MessageField.KEY)
-        self._value_ctx = SerializationContext(topic, MessageField.VALUE)
-        self._dead_ctx = SerializationContext(dead_letter_topic, MessageField.VALUE)
+
+        def fast(schema: LoadedSchema) -> Callable[[Any], bytes] | None:
+            return None if use_latest_version else schema.write
+
+        self._key = _RegistryFrame(
+            key_serializer, SerializationContext(topic, MessageField.KEY), fast(key)
+        )
+        self._value = _RegistryFrame(
+            value_serializer, SerializationContext(topic, MessageField.VALUE), fast(value)
+        )
+        self._dead = _RegistryFrame(
+            dead_serializer,
+            SerializationContext(dead_letter_topic, MessageField.VALUE),
+            fast(dead),
+        )
 
     def key(self, ticket_id: int) -> bytes:
         try:
-            data = self._key(ticket_id, self._key_ctx)
+            return self._key(ticket_id)
         except Exception as exc:
             raise _registry_failure(exc) from exc
-        assert data is not None
-        return bytes(data)
 
     def value(self, record: Mapping[str, Any]) -> bytes:
-        return self._serialize(self._value, record, self._value_ctx)
+        return self._serialize(self._value, record)
 
     def dead_letter(self, record: Mapping[str, Any]) -> bytes:
-        return self._serialize(self._dead, record, self._dead_ctx)
+        return self._serialize(self._dead, record)
 
     @staticmethod
-    def _serialize(
-        serializer: AvroSerializer, record: Mapping[str, Any], ctx: SerializationContext
-    ) -> bytes:
+    def _serialize(frame: _RegistryFrame, record: Mapping[str, Any]) -> bytes:
         try:
-            data = serializer(dict(record), ctx)
+            return frame(dict(record))
         except (ValueError, TypeError, OverflowError) as exc:
             raise _encode_error(record, exc) from exc
         except Exception as exc:
             raise _registry_failure(exc) from exc
-        assert data is not None
-        return data
 
 
 _HTTP_CLIENT_MODULES = frozenset({"httpx", "httpx2", "httpcore", "httpcore2"})

@@ -11,10 +11,14 @@ from typing import Any
 
 import fastavro
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro.schema import fingerprint as fastavro_fingerprint
 from fastavro.schema import to_parsing_canonical_form
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from producer.avro_mapping import SourceInfo, change_record, dead_letter_record, ticket_from_avro
 from producer.codec import encode_plan
@@ -38,6 +42,7 @@ from producer.wire import (
     crc64_avro,
     load_schema,
 )
+from tests.strategies import tickets
 
 GOLDEN = Path(__file__).parent / "golden"
 TICKET: dict[str, Any] = json.loads((GOLDEN / "ticket.json").read_text(encoding="utf-8"))
@@ -136,6 +141,48 @@ def test_single_object_and_registry_share_the_avro_body() -> None:
     single = SingleObjectSerializer().value(CHANGE)
     framed = RegistrySerializer(registry(), topic="t", dead_letter_topic="d").value(CHANGE)
     assert single[10:] == framed[5:]
+
+
+@settings(max_examples=40)
+@given(st.lists(tickets, min_size=2, max_size=4))
+def test_registry_bytes_are_exactly_avro_serializers_for_every_record(
+    batch: list[dict[str, Any]],
+) -> None:
+    # after the first record the frame is ours around the compiled body: prove the bytes
+    client = registry()
+    ours = RegistrySerializer(client, topic="t", dead_letter_topic="d")
+    theirs = AvroSerializer(client, load_schema("ticket_change.v1").text)
+    ctx = SerializationContext("t", MessageField.VALUE)
+    for ticket in batch:
+        record = change_record("update", ticket, SOURCE, tagged=True)
+        assert ours.value(record) == theirs(record, ctx)
+    theirs_key = AvroSerializer(client, load_schema("ticket_key.v1").text)
+    for ticket in batch:
+        key_ctx = SerializationContext("t", MessageField.KEY)
+        assert ours.key(ticket["id"]) == theirs_key(ticket["id"], key_ctx)
+
+
+def test_the_frame_is_learned_from_avro_serializers_first_record() -> None:
+    serializer = RegistrySerializer(registry(), topic="t", dead_letter_topic="d")
+    first = serializer.value(CHANGE)
+    assert serializer._value._frame == first[:5] == b"\x00\x00\x00\x00\x01"
+    assert serializer.value(CHANGE) == first
+
+
+def test_with_use_latest_version_the_latest_schema_writes_every_record() -> None:
+    client = registry()
+    RegistrySerializer(client, topic="t", dead_letter_topic="d").value(CHANGE)
+    newer = json.loads(load_schema("ticket_change.v1").text)
+    newer["fields"].append({"name": "added_later", "type": "string", "default": "x"})
+    client.register_schema("t-value", Schema(json.dumps(newer), "AVRO"))
+    latest = RegistrySerializer(
+        client, topic="t", dead_letter_topic="d", auto_register=False, use_latest_version=True
+    )
+    for _ in range(2):  # no frame is learned: the second record is the latest schema's too
+        data = latest.value({**CHANGE, "added_later": "y"})
+        assert data[1:5] == (2).to_bytes(4, "big")
+        assert RecordDecoder(client).decode(data).value["added_later"] == "y"
+    assert latest._value._frame is None
 
 
 # --- registry options ---------------------------------------------------------------
