@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from producer.broker import EmbeddedBroker
 from producer.clock import SystemClock
-from producer.codec import SingleObjectSerializer
+from producer.codec import RecordSerializer, RegistrySerializer, SingleObjectSerializer
 from producer.gc_tuning import tune_collector
 from producer.kafka_log import KafkaConnection
 from producer.metrics import Metrics
@@ -124,8 +125,16 @@ def timed(result: Result, stage: str) -> Iterator[None]:
     result.stages[stage] += time.perf_counter() - started
 
 
+def serializer_for(framing: str, topics: SinkTopics) -> RecordSerializer:
+    if framing == "single-object":
+        return SingleObjectSerializer()
+    # confluent-kafka's in-memory registry: the figure is the AvroSerializer's, not HTTP's
+    client = SchemaRegistryClient.new_client({"url": "mock://bench"})
+    return RegistrySerializer(client, topic=topics.records, dead_letter_topic=topics.dlq)
+
+
 def run_pipeline(
-    bodies: dict[int, bytes], store: Store, store_name: str, conn: KafkaConnection
+    bodies: dict[int, bytes], store: Store, store_name: str, conn: KafkaConnection, framing: str
 ) -> Result:
     topics = SinkTopics(*(f"bench-{uuid.uuid4().hex[:8]}{s}" for s in ("", ".cl", ".off", ".dlq")))
     ensure_topics(conn, default_specs(topics))
@@ -134,7 +143,7 @@ def run_pipeline(
         conn, topics, "bench", metrics, transactional_id=f"bench-{uuid.uuid4().hex[:8]}"
     )
     sink.init()
-    builder = BatchBuilder("bench", SingleObjectSerializer(), SystemClock())
+    builder = BatchBuilder("bench", serializer_for(framing, topics), SystemClock())
     stop = threading.Event()
     client = export_client(bodies, stop)
     result = Result(store_name)
@@ -190,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile: top 25 by own time")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument(
+        "--framing", choices=("single-object", "registry"), default="single-object",
+        help="Avro framing: single-object (no registry; the default) or Schema Registry "
+        "through confluent-kafka's AvroSerializer and its in-memory mock:// registry",
+    )  # fmt: skip
+    parser.add_argument(
         "--default-gc", action="store_true",
         help="leave Python's collector as it is (the service tunes it: producer.gc_tuning)",
     )  # fmt: skip
@@ -218,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profiler = cProfile.Profile() if args.profile else None
             if profiler:
                 profiler.enable()
-            result = run_pipeline(bodies, store, name, conn)
+            result = run_pipeline(bodies, store, name, conn, args.framing)
             if profiler:
                 profiler.disable()
             report(result, ticket_bytes)
