@@ -135,9 +135,17 @@ def _timestamp(value: Any) -> datetime:
     except ValueError as exc:
         raise _WrongTypeError(f"expected an ISO-8601 timestamp, got {text!r:.40}") from exc
     if moment.tzinfo is None:  # Zendesk always sends Z; a bare time is read as UTC
-        moment = moment.replace(tzinfo=UTC)
+        return _truncated_to_millis(moment.replace(tzinfo=UTC))
+    if moment.tzinfo is not UTC:  # "Z" parses as UTC itself: the common case skips this
+        moment = moment.astimezone(UTC)
+    return _truncated_to_millis(moment)
+
+
+def _truncated_to_millis(moment: datetime) -> datetime:
     # timestamp-millis holds milliseconds; truncate so decode gives back the same value
-    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
+    if moment.microsecond % 1000:
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return moment
 
 
 # The typed top-level fields in §7 order, each with its checker. Timestamps, `via`,
