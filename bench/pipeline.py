@@ -2,9 +2,11 @@
 
     python -m bench pipeline                       # 20 pages of 1,000, both stores
     python -m bench pipeline --pages 40 --store sqlite --profile
+    python -m bench pipeline --framing registry    # through AvroSerializer (mock:// registry)
+    python -m bench pipeline --default-gc          # without the service's collector tuning
 
-Tickets come from the simulator's generator (realistic shapes, ~4 KB of JSON each,
-a little above the 3 KB of the target) and are served as pre-encoded JSON pages through
+Tickets come from the simulator's generator (realistic shapes, ~2.9 KB of JSON each,
+about the 3 KB of the target) and are served as pre-encoded JSON pages through
 `httpx.MockTransport`, so no rate limit and no network: the figure is our code. Each page
 goes through the real `ExportClient`, `plan_page`, `BatchBuilder` and `TransactionalSink`
 (one Kafka transaction per page) against an embedded tansu broker, with the MemoryStore
