@@ -2,7 +2,13 @@
 
 Simulator and client share one accelerated clock (bench/export_read.py, same scenario):
 every ticket's latest version arrives, nothing is missed against the ground truth, no
-429 is earned, and the request rate stays within 5% of the budget.
+429 is earned, and the request rate never exceeds the budget.
+
+How close the rate comes to the budget is a speed figure, so it is reported by the bench
+(`python -m bench export_read`), not asserted here: on an accelerated clock, a loaded
+machine's scheduling jitter is multiplied by the speed-up. That requests are paced at
+exactly the budget is asserted deterministically, on a fake clock, in
+tests/unit/test_zendesk_ratelimit.py.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ def check(result: Result, scenario: Scenario) -> None:
     assert result.distinct_tickets == scenario.tickets
     assert result.requests_429 == 0
     assert result.requests_per_minute <= scenario.requests_per_minute
-    assert result.requests_per_minute >= 0.95 * scenario.requests_per_minute
 
 
 @pytest.mark.slow
