@@ -1,10 +1,11 @@
 """PURE: our schemas compiled into Avro binary writers, byte-identical to fastavro's.
 
 Why: fastavro's writer interprets the schema for every value, about 0.45 µs per field
-even for a null. A `TicketChange` has some 60 fields, so fastavro took ~47 µs per
-ticket, half of the pipeline's budget at the 10,000 tickets/s target. Compiling the
-schema once into one small closure per node, with the `["null", T]` unions and repeated
-ids short-cut, does the same in about half the time.
+even for a null. A `TicketChange` has some 60 fields (plus two entries for each custom
+field), so fastavro took ~47 µs per ticket, half of the pipeline's budget at the 10,000
+tickets/s target. Here a schema is compiled once into the Python source of one
+straight-line function (`exec`), so writing a datum costs only its own checks and
+appends: no call and no dispatch per schema node.
 
 The scope is narrow on purpose: the types our schemas use (null, boolean, long with or
 without `timestamp-millis`, double, string, enum, array, record, union).
@@ -18,6 +19,10 @@ The contract: the compiled writer either returns fastavro's exact bytes or raise
 compiled writer declines (a naive datetime, a union value of an ambiguous type, a
 wrong type) gets fastavro's answer: bytes, or fastavro's own exception. Property
 tests hold the two writers to the same bytes.
+
+The generated source holds no value from the schema but names and branch indexes it
+formats as literals (`repr`); defaults and lookup tables are passed in as constants.
+`generated_source(schema)` shows what runs.
 """
 
 from __future__ import annotations
@@ -31,8 +36,6 @@ from typing import Any
 import fastavro
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-Encode = Callable[[bytearray, Any], None]  # appends one datum's encoding to the buffer
 
 
 class UnsupportedSchemaError(Exception):
@@ -65,69 +68,47 @@ _VARINT_CACHE: dict[int, bytes] = {}
 _VARINT_CACHE_SIZE = 1 << 16
 
 
-def _write_long(out: bytearray, value: Any) -> None:
+def _long_bytes(value: Any) -> bytes:
+    """An int's varint bytes, remembered; WriteError outside int64 (the caller checked
+    that `value` is an int, not a bool)."""
     data = _VARINT_CACHE.get(value)
-    if data is None or type(value) is not int:  # True and 1.0 hash like 1
-        if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+    if data is None:
+        if not INT64_MIN <= value <= INT64_MAX:
             raise WriteError(f"not a long: {value!r:.40}")
         if len(_VARINT_CACHE) >= _VARINT_CACHE_SIZE:
             _VARINT_CACHE.clear()
         data = _VARINT_CACHE[value] = zigzag_varint(value)
-    out += data
+    return data
 
 
-def _write_timestamp_millis(out: bytearray, value: Any) -> None:
+def _timestamp_millis(value: Any) -> int:
     if type(value) is datetime:
         if value.tzinfo is None:
             raise WriteError("a naive datetime")
         delta = value - _EPOCH
-        value = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-    _write_long(out, value)
+        return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    if type(value) is not int:
+        raise WriteError(f"not a timestamp: {type(value).__name__}")
+    return value
 
 
-def _write_string(out: bytearray, value: Any) -> None:
-    if type(value) is not str:
-        raise WriteError(f"not a string: {type(value).__name__}")
-    try:
-        data = value.encode()
-    except UnicodeEncodeError as exc:  # a lone surrogate
-        raise WriteError(str(exc)) from exc
-    if len(data) < 64:
-        out.append(len(data) << 1)  # the zigzag varint of a small length is one byte
-    else:
-        _write_long(out, len(data))
-    out += data
+def _decline(what: str, value: Any) -> Any:
+    raise WriteError(f"not {what}: {type(value).__name__} {value!r:.40}")
 
 
-def _write_boolean(out: bytearray, value: Any) -> None:
-    if type(value) is not bool:
-        raise WriteError(f"not a boolean: {type(value).__name__}")
-    out.append(value)
-
-
-def _write_double(out: bytearray, value: Any) -> None:
-    if type(value) is not float and type(value) is not int:
-        raise WriteError(f"not a double: {type(value).__name__}")
-    try:
-        out += _pack_double(value)
-    except (OverflowError, struct.error) as exc:  # an int too large for a double
-        raise WriteError(str(exc)) from exc
-
-
-def _write_null(out: bytearray, value: Any) -> None:
-    if value is not None:
-        raise WriteError(f"not null: {type(value).__name__}")
-
-
-_PRIMITIVES: dict[str, Encode] = {
-    "null": _write_null,
-    "boolean": _write_boolean,
-    "long": _write_long,
-    "double": _write_double,
-    "string": _write_string,
+PRIMITIVES = frozenset({"null", "boolean", "long", "double", "string"})
+# the Python type of an untagged union value -> the kind of branch it goes to
+_PYTHON_TYPE: dict[str, type] = {
+    "boolean": bool,
+    "long": int,
+    "double": float,
+    "string": str,
+    "array": list,
+    "record": dict,
+    "timestamp-millis": datetime,
 }
-# the Python type of an untagged union value -> the primitive branch it goes to
-_PYTHON_TYPE = {"boolean": bool, "long": int, "double": float, "string": str}
+# CPython allows 20 statically nested blocks (loops); a deeper schema calls functions
+_MAX_INLINE_LOOPS = 12
 
 
 def _full_name(schema: Mapping[str, Any], namespace: str) -> tuple[str, str]:
@@ -139,198 +120,328 @@ def _full_name(schema: Mapping[str, Any], namespace: str) -> tuple[str, str]:
     return f"{space}.{name}".lstrip("."), space
 
 
-def _kind(schema: Any) -> str:
-    if isinstance(schema, str):
-        return schema if schema in _PRIMITIVES else "named"
-    return str(schema.get("type"))
+class _Generator:
+    """Writes the source of the functions that encode one schema.
 
+    Each `_emit_*` appends lines that encode the value held in a local variable to the
+    bytearray `out`, or raise WriteError. Records are written inline where they occur;
+    a record met again inside itself (recursion) calls the function made for it.
+    """
 
-class _Compiler:
     def __init__(self) -> None:
-        self._named: dict[str, tuple[str, Encode]] = {}  # full name -> (kind, writer)
+        self.constants: dict[str, Any] = {
+            "WriteError": WriteError,
+            "_MISSING": _MISSING,
+            "_long_bytes": _long_bytes,
+            "_timestamp_millis": _timestamp_millis,
+            "_pack_double": _pack_double,
+            "_decline": _decline,
+            "_LC": _VARINT_CACHE,
+        }
+        self._named: dict[str, tuple[str, Any, str]] = {}  # full name -> kind, schema, space
+        self._functions: dict[str, str] = {}  # record full name -> function name
+        self._expanding: list[str] = []
+        self._counter = 0
+        self._loops = 0
 
-    def compile(self, schema: Any, namespace: str = "") -> Encode:
+    def _fresh(self, stem: str) -> str:
+        self._counter += 1
+        return f"{stem}{self._counter}"
+
+    def _constant(self, value: Any, stem: str = "K") -> str:
+        name = self._fresh(stem)
+        self.constants[name] = value
+        return name
+
+    # --- the whole program -----------------------------------------------------
+
+    def program(self, schema: Any) -> str:
+        self._declare(schema, "")
+        lines = ["def write(datum):", "    out = bytearray()"]
+        self._emit(schema, "", "datum", lines, 1)
+        lines.append("    return bytes(out)")
+        source = "\n".join(lines)
+        # a function for each record that refers to itself; written after, since
+        # writing one may find another
+        done: set[str] = set()
+        while todo := [n for n in self._functions if n not in done]:
+            for full in todo:
+                done.add(full)
+                _, definition, space = self._named[full]
+                body = [f"def {self._functions[full]}(out, v):"]
+                self._expanding.append(full)
+                self._emit_record(definition, _full_name(definition, space)[1], "v", body, 1)
+                self._expanding.pop()
+                source += "\n\n" + "\n".join(body)
+        return source + "\n"
+
+    def _declare(self, schema: Any, namespace: str) -> None:
+        """Learn every named type first: a reference may come before its definition
+        only through recursion, but the kinds of union branches are needed early."""
         if isinstance(schema, list):
-            return self._union(schema, namespace)
+            for branch in schema:
+                self._declare(branch, namespace)
+            return
+        if not isinstance(schema, dict):
+            return
+        kind = schema.get("type")
+        if kind in ("record", "enum"):
+            full, space = _full_name(schema, namespace)
+            self._named.setdefault(full, (str(kind), schema, space))
+            if kind == "record":
+                for field in schema["fields"]:
+                    self._declare(field["type"], space)
+        elif kind == "array":
+            self._declare(schema["items"], namespace)
+        elif isinstance(kind, (dict, list)):
+            self._declare(kind, namespace)
+
+    def _resolve(self, schema: Any, namespace: str) -> tuple[str, Any, str]:
+        """(kind, definition, namespace) of a schema node; UnsupportedSchemaError if
+        it is outside the scope."""
+        if isinstance(schema, list):
+            return "union", schema, namespace
         if isinstance(schema, str):
-            if schema in _PRIMITIVES:
-                return _PRIMITIVES[schema]
-            return self._named_type(schema, namespace)[1]
+            if schema in PRIMITIVES:
+                return schema, schema, namespace
+            full = schema if "." in schema else f"{namespace}.{schema}".lstrip(".")
+            if full not in self._named:
+                raise UnsupportedSchemaError(f"unknown named type {schema!r}")
+            kind, definition, space = self._named[full]
+            return kind, definition, space
         kind, logical = schema.get("type"), schema.get("logicalType")
         if kind == "long" and logical == "timestamp-millis":
-            return _write_timestamp_millis
+            return "timestamp-millis", schema, namespace
         if logical is not None:
             raise UnsupportedSchemaError(f"logical type {logical!r}")
-        if isinstance(kind, str) and kind in _PRIMITIVES:
-            return _PRIMITIVES[kind]
-        if kind == "record":
-            return self._record(schema, namespace)
-        if kind == "enum":
-            return self._enum(schema, namespace)
+        if isinstance(kind, (dict, list)):
+            return self._resolve(kind, namespace)
+        if isinstance(kind, str) and kind in PRIMITIVES:
+            return kind, kind, namespace
+        if kind in ("record", "enum"):
+            full, _ = _full_name(schema, namespace)
+            return str(kind), self._named[full][1], namespace
         if kind == "array":
-            return _array(self.compile(schema["items"], namespace))
+            return "array", schema, namespace
         raise UnsupportedSchemaError(f"type {kind!r}")
 
-    def _named_type(self, name: str, namespace: str) -> tuple[str, Encode]:
-        full = name if "." in name else f"{namespace}.{name}".lstrip(".")
-        if full not in self._named:
-            raise UnsupportedSchemaError(f"unknown named type {name!r}")
-        return self._named[full]
+    # --- one node --------------------------------------------------------------
 
-    def _record(self, schema: Mapping[str, Any], namespace: str) -> Encode:
-        full, space = _full_name(schema, namespace)
-        fields: list[tuple[str, Any, Encode]] = []
+    def _emit(self, schema: Any, namespace: str, var: str, lines: list[str], depth: int) -> None:
+        kind, definition, space = self._resolve(schema, namespace)
+        pad = "    " * depth
+        if kind == "null":
+            lines.append(f"{pad}if {var} is not None: _decline('null', {var})")
+        elif kind == "boolean":
+            lines += [
+                f"{pad}if {var} is True: out.append(1)",
+                f"{pad}elif {var} is False: out.append(0)",
+                f"{pad}else: _decline('a boolean', {var})",
+            ]
+        elif kind == "long":
+            lines.append(f"{pad}if type({var}) is not int: _decline('a long', {var})")
+            self._emit_int(var, lines, depth)
+        elif kind == "timestamp-millis":
+            lines.append(f"{pad}{var} = _timestamp_millis({var})")
+            self._emit_int(var, lines, depth)
+        elif kind == "double":
+            lines += [
+                f"{pad}if type({var}) is float or type({var}) is int:",
+                f"{pad}    out += _pack_double({var})",
+                f"{pad}else: _decline('a double', {var})",
+            ]
+        elif kind == "string":
+            data = self._fresh("b")
+            lines += [
+                f"{pad}if type({var}) is not str: _decline('a string', {var})",
+                f"{pad}{data} = {var}.encode()",
+            ]
+            self._emit_length(data, lines, depth)
+            lines.append(f"{pad}out += {data}")
+        elif kind == "enum":
+            self._emit_enum(definition, space, var, lines, depth)
+        elif kind == "array":
+            self._emit_array(definition, space, var, lines, depth)
+        elif kind == "record":
+            full = _full_name(definition, space)[0]
+            if full in self._expanding or self._loops >= _MAX_INLINE_LOOPS:
+                function = self._functions.setdefault(full, self._fresh("write_record_"))
+                lines.append(f"{pad}{function}(out, {var})")
+            else:
+                self._expanding.append(full)
+                self._emit_record(definition, _full_name(definition, space)[1], var, lines, depth)
+                self._expanding.pop()
+        elif kind == "union":
+            self._emit_union(definition, space, var, lines, depth)
+        else:  # pragma: no cover - _resolve returns only the kinds above
+            raise UnsupportedSchemaError(f"type {kind!r}")
 
-        def write_record(out: bytearray, value: Any) -> None:
-            if type(value) is not dict:
-                raise WriteError(f"not a record: {type(value).__name__}")
-            for name, default, encode in fields:
-                encode(out, value.get(name, default))  # no encoder takes _MISSING
+    def _emit_int(self, var: str, lines: list[str], depth: int) -> None:
+        pad = "    " * depth
+        # one byte for -64..63 (zigzag), remembered bytes for the repeated ids
+        lines += [
+            f"{pad}if -64 <= {var} < 64: out.append(({var} << 1) ^ ({var} >> 63))",
+            f"{pad}else: out += _LC.get({var}) or _long_bytes({var})",
+        ]
 
-        self._named[full] = ("record", write_record)  # first: a field may refer to it
-        for field in schema["fields"]:
-            encode = self.compile(field["type"], space)
-            fields.append((field["name"], field.get("default", _MISSING), encode))
-        return write_record
+    def _emit_length(self, var: str, lines: list[str], depth: int) -> None:
+        pad = "    " * depth
+        size = self._fresh("n")
+        lines += [
+            f"{pad}{size} = len({var})",
+            f"{pad}if {size} < 64: out.append({size} << 1)",
+            f"{pad}else: out += _long_bytes({size})",
+        ]
 
-    def _enum(self, schema: Mapping[str, Any], namespace: str) -> Encode:
+    def _emit_enum(
+        self, schema: Mapping[str, Any], namespace: str, var: str, lines: list[str], depth: int
+    ) -> None:
         symbols = list(schema["symbols"])
         if len(symbols) > 64:
             raise UnsupportedSchemaError("an enum of more than 64 symbols")
-        index = {symbol: bytes([i << 1]) for i, symbol in enumerate(symbols)}
+        index = self._constant({s: bytes([i << 1]) for i, s in enumerate(symbols)}, "ENUM")
+        pad = "    " * depth
+        found = self._fresh("e")
+        lines += [
+            f"{pad}{found} = {index}.get({var}) if type({var}) is str else None",
+            f"{pad}if {found} is None: _decline('a symbol of the enum', {var})",
+            f"{pad}out += {found}",
+        ]
 
-        def write_enum(out: bytearray, value: Any) -> None:
-            if type(value) is not str or value not in index:
-                raise WriteError(f"not a symbol of the enum: {value!r:.40}")
-            out += index[value]
+    def _emit_array(
+        self, schema: Mapping[str, Any], namespace: str, var: str, lines: list[str], depth: int
+    ) -> None:
+        pad = "    " * depth
+        item = self._fresh("i")
+        lines += [
+            f"{pad}if type({var}) is not list: _decline('an array', {var})",
+            f"{pad}if {var}:",  # one block of len(value) items, then the empty block
+        ]
+        self._emit_length(var, lines, depth + 1)
+        lines.append(f"{pad}    for {item} in {var}:")
+        self._loops += 1
+        self._emit(schema["items"], namespace, item, lines, depth + 2)
+        self._loops -= 1
+        lines.append(f"{pad}out.append(0)")
 
-        self._named[_full_name(schema, namespace)[0]] = ("enum", write_enum)
-        return write_enum
+    def _emit_record(
+        self, schema: Mapping[str, Any], namespace: str, var: str, lines: list[str], depth: int
+    ) -> None:
+        pad = "    " * depth
+        lines.append(f"{pad}if type({var}) is not dict: _decline('a record', {var})")
+        get = self._fresh("get")
+        lines.append(f"{pad}{get} = {var}.get")
+        for field in schema["fields"]:
+            value = self._fresh("f")
+            default = self._constant(field["default"]) if "default" in field else "_MISSING"
+            # no encoder takes _MISSING: a required field that is absent is declined
+            lines.append(f"{pad}{value} = {get}({field['name']!r}, {default})")
+            self._emit(field["type"], namespace, value, lines, depth)
 
-    def _union(self, branches: list[Any], namespace: str) -> Encode:
+    def _emit_union(self, branches: list[Any], namespace: str, var: str, lines: list[str],
+                    depth: int) -> None:  # fmt: skip
         if len(branches) > 64:
             raise UnsupportedSchemaError("a union of more than 64 branches")
-        by_name: dict[str, tuple[bytes, Encode]] = {}
-        kinds: dict[str, str] = {}
-        for i, branch in enumerate(branches):
+        named: dict[str, tuple[int, Any, str]] = {}  # fastavro's branch name -> index, ...
+        for index, branch in enumerate(branches):
             name, kind = self._branch(branch, namespace)
-            if name in by_name:  # the spec forbids it; fastavro takes it, so leave it to it
+            if name in named:  # the spec forbids it; fastavro takes it, so leave it to it
                 raise UnsupportedSchemaError(f"a union with two {name!r} branches")
-            by_name[name] = (bytes([i << 1]), self.compile(branch, namespace))
-            kinds[name] = kind
-        if "null" in by_name and len(branches) == 2:
-            ((name, (index, encode)),) = ((n, b) for n, b in by_name.items() if n != "null")
-            return _nullable(by_name["null"][0], name, index, encode)
+            named[name] = (index, branch, kind)
         # An untagged value goes where its Python type says, as fastavro would put it,
         # but only when exactly one branch can take that type; otherwise fastavro picks.
-        by_type: dict[type, tuple[bytes, Encode]] = {}
         candidates: dict[type, list[str]] = {}
-        for name, kind in kinds.items():
-            python_type = {"array": list, "record": dict, "timestamp-millis": datetime}.get(
-                kind, _PYTHON_TYPE.get(kind)
-            )
-            if python_type is not None:
+        for name, (_, _, kind) in named.items():
+            if (python_type := _PYTHON_TYPE.get(kind)) is not None:
                 candidates.setdefault(python_type, []).append(name)
-        for python_type, names in candidates.items():
-            if len(names) == 1:
-                by_type[python_type] = by_name[names[0]]
-        return _union(by_name, by_type)
+        by_type = {t: names[0] for t, names in candidates.items() if len(names) == 1}
+        others = [name for name in named if name != "null"]
+        # the common ["null", T]: whatever is not null goes to T, whose code checks it
+        only = others[0] if len(named) == 2 and len(others) == 1 else None
+
+        pad = "    " * depth
+        lines.append(f"{pad}if {var} is None:")
+        if "null" in named:
+            lines.append(f"{pad}    out.append({named['null'][0] << 1})")
+        else:
+            lines.append(f"{pad}    _decline('a branch of the union', {var})")
+        lines.append(f"{pad}elif type({var}) is tuple:")
+        tag = self._fresh("tag")
+        lines += [
+            f"{pad}    if len({var}) != 2: _decline('a branch of the union', {var})",
+            f"{pad}    {tag}, {var} = {var}",
+        ]
+        keyword = "if"
+        for name, (index, branch, _) in named.items():
+            lines.append(f"{pad}    {keyword} {tag} == {name!r}:")
+            lines.append(f"{pad}        out.append({index << 1})")
+            self._emit(branch, namespace, var, lines, depth + 2)
+            keyword = "elif"
+        lines.append(f"{pad}    else: _decline('a branch of the union', {tag})")
+        if only is not None:
+            index, branch, _ = named[only]
+            lines.append(f"{pad}else:")
+            lines.append(f"{pad}    out.append({index << 1})")
+            self._emit(branch, namespace, var, lines, depth + 1)
+            return
+        for python_type, name in by_type.items():
+            index, branch, _ = named[name]
+            type_name = self._constant(python_type, "T")
+            lines.append(f"{pad}elif type({var}) is {type_name}:")
+            lines.append(f"{pad}    out.append({index << 1})")
+            self._emit(branch, namespace, var, lines, depth + 1)
+        lines.append(f"{pad}else: _decline('one branch of the union', {var})")
 
     def _branch(self, schema: Any, namespace: str) -> tuple[str, str]:
         """A branch's name in fastavro's tuple notation, and its kind."""
-        if isinstance(schema, str):
-            if schema in _PRIMITIVES:
-                return schema, schema
-            full = schema if "." in schema else f"{namespace}.{schema}".lstrip(".")
-            return full, self._named_type(schema, namespace)[0]
-        kind = str(schema.get("type"))
+        kind, definition, space = self._resolve(schema, namespace)
         if kind in ("record", "enum"):
-            return _full_name(schema, namespace)[0], kind
-        if schema.get("logicalType") == "timestamp-millis":
-            return kind, "timestamp-millis"
+            return _full_name(definition, space)[0], kind
+        if kind == "timestamp-millis":
+            return "long", kind
         return kind, kind
 
 
-def _array(items: Encode) -> Encode:
-    def write_array(out: bytearray, value: Any) -> None:
-        if type(value) is not list:
-            raise WriteError(f"not an array: {type(value).__name__}")
-        if value:  # one block of len(value) items, then the empty block
-            _write_long(out, len(value))
-            for item in value:
-                items(out, item)
-        out.append(0)
-
-    return write_array
-
-
-def _nullable(null_index: bytes, name: str, index: bytes, encode: Encode) -> Encode:
-    """The common `["null", T]`: one test instead of a branch lookup."""
-
-    def write_nullable(out: bytearray, value: Any) -> None:
-        if value is None:
-            out += null_index
-            return
-        if type(value) is tuple:
-            if len(value) != 2 or value[0] != name:
-                raise WriteError(f"not a branch of the union: {value[0]!r:.40}")
-            value = value[1]
-        out += index
-        encode(out, value)
-
-    return write_nullable
-
-
-def _union(by_name: dict[str, tuple[bytes, Encode]], by_type: dict[type, Any]) -> Encode:
-    null = by_name.get("null")
-
-    def write_union(out: bytearray, value: Any) -> None:
-        if value is None:
-            if null is None:
-                raise WriteError("null is not a branch of the union")
-            out += null[0]
-            return
-        if type(value) is tuple:
-            if len(value) != 2 or value[0] not in by_name:
-                raise WriteError(f"not a branch of the union: {value[0]!r:.40}")
-            index, encode = by_name[value[0]]
-            value = value[1]
-        else:
-            branch = by_type.get(type(value))
-            if branch is None:
-                raise WriteError(f"no single branch for a {type(value).__name__}")
-            index, encode = branch
-        out += index
-        encode(out, value)
-
-    return write_union
+def generated_source(schema: Any) -> str:
+    """The Python source `compile_writer` runs for `schema` (to read, and for tests)."""
+    return _Generator().program(schema)
 
 
 def compile_writer(schema: Any) -> Callable[[Any], bytes]:
     """datum -> Avro binary body for `schema` (its JSON form); WriteError if declined."""
-    encode = _Compiler().compile(schema)
+    generator = _Generator()
+    source = generator.program(schema)
+    namespace = dict(generator.constants)
+    exec(compile(source, "<avro writer>", "exec"), namespace)  # noqa: S102 - our own source
+    generated: Callable[[Any], bytes] = namespace["write"]
 
     def write(datum: Any) -> bytes:
-        out = bytearray()
-        encode(out, datum)
-        return bytes(out)
+        try:
+            return generated(datum)
+        except (UnicodeEncodeError, OverflowError, struct.error) as exc:
+            # a lone surrogate in a string, an int too large for a double
+            raise WriteError(str(exc)) from exc
 
     return write
 
 
-def schema_writer(schema: Any, parsed: Any) -> Callable[[Any], bytes]:
+def schema_writer(
+    schema: Any, parsed: Any, compiled: Callable[[Any], bytes] | None = None
+) -> Callable[[Any], bytes]:
     """The compiled writer, falling back to fastavro (`parsed`: fastavro's parsed form)
-    for a datum it declines or a schema it cannot compile."""
+    for a datum it declines or a schema it cannot compile. `compiled`: the writer
+    `compile_writer(schema)` made already, if any."""
 
     def with_fastavro(datum: Any) -> bytes:
         out = io.BytesIO()
         fastavro.schemaless_writer(out, parsed, datum)
         return out.getvalue()
 
-    try:
-        compiled = compile_writer(schema)
-    except UnsupportedSchemaError:
-        return with_fastavro
+    if compiled is None:
+        try:
+            compiled = compile_writer(schema)
+        except UnsupportedSchemaError:
+            return with_fastavro
 
     def write(datum: Any) -> bytes:
         try:

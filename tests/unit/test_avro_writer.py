@@ -18,6 +18,7 @@ from producer.avro_writer import (
     UnsupportedSchemaError,
     WriteError,
     compile_writer,
+    generated_source,
     schema_writer,
 )
 from producer.wire import DEAD_LETTER_SCHEMA, KEY_SCHEMA, VALUE_SCHEMA, schema_json
@@ -267,3 +268,87 @@ def test_schemas_beyond_its_scope_are_refused_and_fastavro_writes_them(
         compile_writer(schema)
     write = schema_writer(schema, fastavro.parse_schema(schema))
     assert write(datum) == fastavro_bytes(schema, datum)
+
+
+# --- shapes our schemas do not have, which the generator must still get right ---------
+
+LINKED = {
+    "type": "record",
+    "name": "Node",
+    "namespace": "t.list",
+    "fields": [
+        {"name": "value", "type": "long"},
+        {"name": "next", "type": ["null", "Node"], "default": None},
+        {"name": "children", "type": {"type": "array", "items": "t.list.Node"}, "default": []},
+    ],
+}
+
+
+def linked(depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"value": 0}
+    for n in range(1, depth + 1):
+        node = {"value": n, "next": node, "children": [{"value": -n}, node]}
+    return node
+
+
+@pytest.mark.parametrize("depth", [0, 1, 5])
+def test_a_record_that_refers_to_itself(depth: int) -> None:
+    assert_same_bytes(LINKED, linked(depth))
+    assert "def write_record_" in generated_source(LINKED)  # recursion calls a function
+
+
+def test_arrays_nested_deeper_than_python_nests_loops() -> None:
+    # CPython refuses more than 20 nested loops in one function: deep records call out
+    schema: Any = {"type": "record", "name": "Leaf", "fields": [{"name": "x", "type": "long"}]}
+    datum: Any = {"x": 3}
+    for level in range(25):
+        schema = {
+            "type": "record",
+            "name": f"Level{level}",
+            "fields": [{"name": "items", "type": {"type": "array", "items": schema}}],
+        }
+        datum = {"items": [datum]}
+    assert_same_bytes(schema, datum)
+
+
+def test_namespaces_are_inherited_and_overridden() -> None:
+    schema = {
+        "type": "record",
+        "name": "A",
+        "namespace": "outer",
+        "fields": [
+            {
+                "name": "b",
+                "type": {
+                    "type": "record",
+                    "name": "B",
+                    "namespace": "inner",
+                    "fields": [
+                        {"name": "c", "type": {"type": "enum", "name": "C", "symbols": ["x"]}}
+                    ],
+                },
+            },
+            {"name": "again", "type": ["null", "inner.B", "inner.C"]},
+            {"name": "full", "type": ["null", {"type": "record", "name": "x.D", "fields": []}]},
+        ],
+    }
+    datum = {"b": {"c": "x"}, "again": ("inner.C", "x"), "full": {}}
+    assert_same_bytes(schema, datum)
+    assert_same_bytes(schema, {**datum, "again": ("inner.B", {"c": "x"}), "full": ("x.D", {})})
+
+
+def test_the_generated_source_carries_no_schema_text_but_names() -> None:
+    # defaults and symbols reach the code as constants, never spliced into the source
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [
+            {"name": "s", "type": "string", "default": "'); import os; ('"},
+            {"name": "e", "type": {"type": "enum", "name": "E", "symbols": ["__import__"]}},
+        ],
+    }
+    source = generated_source(schema)
+    assert "import os" not in source
+    assert "__import__" not in source
+    datum = {"e": "__import__"}
+    assert compile_writer(schema)(datum) == fastavro_bytes(schema, datum)
