@@ -15,6 +15,7 @@ from typing import Any
 from producer.avro_mapping import (
     SourceInfo,
     change_record,
+    change_record_unchecked,
     dead_letter_record,
     ticket_from_avro,
     ticket_to_avro,
@@ -109,8 +110,13 @@ def encode_plan(
         ticket_id = int(change.ticket["id"])
         key = serializer.key(ticket_id)
         try:
-            record = change_record(change.op.value, change.ticket, source, tagged=True)
-            value = serializer.value(record)
+            # fast path: the compiled writer checks what it writes; a ticket it declines
+            # is mapped with checks, so a bad one gets a reason that names the field
+            unchecked = change_record_unchecked(change.op.value, change.ticket, source)
+            value = None if unchecked is None else serializer.value_if_compiled(unchecked)
+            if value is None:
+                record = change_record(change.op.value, change.ticket, source, tagged=True)
+                value = serializer.value(record)
             if len(value) > max_record_bytes:
                 raise EncodeError(
                     ticket_id,

@@ -35,7 +35,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError as Registr
 from confluent_kafka.serialization import MessageField, SerializationContext
 from fastavro.schema import to_parsing_canonical_form
 
-from producer.avro_writer import schema_writer, zigzag_varint
+from producer.avro_writer import WriteError, compile_writer, schema_writer, zigzag_varint
 from producer.errors import (
     CdcError,
     ConfigError,
@@ -104,6 +104,8 @@ class LoadedSchema:
     parsed: Any  # fastavro's parsed form
     header: bytes  # single-object header: C3 01 + little-endian fingerprint
     write: Callable[[Any], bytes]  # datum -> Avro body (compiled; fastavro's bytes)
+    # the compiled writer alone (WriteError where it declines), for unchecked records
+    compiled: Callable[[Any], bytes]
 
 
 @cache
@@ -112,7 +114,10 @@ def load_schema(name: str) -> LoadedSchema:
     parsed = fastavro.parse_schema(raw, named_schemas={})
     canonical = to_parsing_canonical_form(parsed)
     header = SINGLE_OBJECT_MAGIC + crc64_avro(canonical.encode("utf-8")).to_bytes(8, "little")
-    return LoadedSchema(name, json.dumps(raw), parsed, header, schema_writer(raw, parsed))
+    compiled = compile_writer(raw)  # our schemas are within its scope (a unit test says so)
+    return LoadedSchema(
+        name, json.dumps(raw), parsed, header, schema_writer(raw, parsed, compiled), compiled
+    )
 
 
 def _write(schema: LoadedSchema, datum: Any, prefix: bytes) -> bytes:
@@ -142,6 +147,12 @@ class RecordSerializer(Protocol):
 
     def value(self, record: Mapping[str, Any]) -> bytes: ...
 
+    def value_if_compiled(self, record: Mapping[str, Any]) -> bytes | None:
+        """The value's bytes by the compiled writer alone, for a record that was not
+        checked (`change_record_unchecked`): None where it declines or cannot be used
+        yet; then map the ticket with checks and call `value`."""
+        ...
+
     def dead_letter(self, record: Mapping[str, Any]) -> bytes: ...
 
 
@@ -161,6 +172,12 @@ class SingleObjectSerializer:
             return _write(self._value, record, self._value.header)
         except (ValueError, TypeError, OverflowError) as exc:
             raise _encode_error(record, exc) from exc
+
+    def value_if_compiled(self, record: Mapping[str, Any]) -> bytes | None:
+        try:
+            return self._value.header + self._value.compiled(record)
+        except WriteError:
+            return None
 
     def dead_letter(self, record: Mapping[str, Any]) -> bytes:
         try:
@@ -203,6 +220,15 @@ class _RegistryFrame:
         self._ctx = ctx
         self._write_body = write_body  # None: always AvroSerializer
         self._frame: bytes | None = None
+
+    def compiled_only(self, datum: Any, compiled: Callable[[Any], bytes]) -> bytes | None:
+        """The frame around `compiled`'s body once the frame is proven; else None."""
+        if self._frame is None or self._write_body is None:
+            return None
+        try:
+            return self._frame + compiled(datum)
+        except WriteError:
+            return None
 
     def __call__(self, datum: Any) -> bytes:
         if self._frame is not None and self._write_body is not None:
@@ -254,6 +280,7 @@ class RegistrySerializer:
         self._value = _RegistryFrame(
             value_serializer, SerializationContext(topic, MessageField.VALUE), fast(value)
         )
+        self._value_compiled = value.compiled
         self._dead = _RegistryFrame(
             dead_serializer,
             SerializationContext(dead_letter_topic, MessageField.VALUE),
@@ -268,6 +295,10 @@ class RegistrySerializer:
 
     def value(self, record: Mapping[str, Any]) -> bytes:
         return self._serialize(self._value, record)
+
+    def value_if_compiled(self, record: Mapping[str, Any]) -> bytes | None:
+        # until AvroSerializer has framed a checked record, the frame is unknown: None
+        return self._value.compiled_only(record, self._value_compiled)
 
     def dead_letter(self, record: Mapping[str, Any]) -> bytes:
         return self._serialize(self._dead, record)
