@@ -46,6 +46,11 @@ class EmbeddedBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (a benchmark pins it to other cores)."""
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         self._process = subprocess.Popen(
