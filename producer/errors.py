@@ -15,6 +15,9 @@
                                   the producer and rewind to the committed cursor
           ProducerFencedError     another instance took over this transactional.id: stop
         TopicMismatchError        an existing topic has the wrong partitions or cleanup policy
+      StoppedDuringCommitError    stop was requested while a commit still waited on Kafka:
+                                  leave the store and cursor alone and exit 0 (not a Kafka
+                                  failure to retry; the next start settles it from Kafka)
       StateError                  the committed state in Kafka cannot be read or understood
         StoreCorruptError         the local store file is corrupt, foreign or of another
                                   schema: delete it and rebuild it from the changelog
@@ -96,6 +99,18 @@ class ProducerFencedError(KafkaFatalError):
 
 class TopicMismatchError(KafkaError):
     pass
+
+
+class StoppedDuringCommitError(CdcError):
+    """Stop was requested before the page's transaction was known to be committed.
+
+    Raised once the transaction in flight has not finished within the stop grace (a broker
+    outage), or failed while stopping. The page must not reach the store or move the
+    cursor. Exactly-once holds without waiting longer: the next instance's
+    `init_transactions` (same transactional.id) or the broker's transaction timeout aborts
+    an open transaction, and a commit of unknown outcome is settled at the next start,
+    which restores the cursor and the store from Kafka, never from the local store alone.
+    """
 
 
 class StateError(CdcError):

@@ -6,6 +6,8 @@ Errors are sorted by what the caller does next: an abortable error is aborted he
 raised as KafkaTransactionError (redo the page); a fatal, fenced or unknown-outcome one is
 KafkaFatalError (call `recreate()` and rewind to the committed state: librdkafka lacks
 KIP-890, so a retried page after an unknown commit is only safe from Kafka's own state).
+Given the stop event, every wait on Kafka ends soon after stop is requested: it raises
+StoppedDuringCommitError rather than block shutdown through a broker outage.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import json
 import logging
 import struct
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +32,7 @@ from producer.errors import (
     KafkaTransactionError,
     ProducerFencedError,
     StateError,
+    StoppedDuringCommitError,
 )
 from producer.kafka_log import KafkaConnection
 from producer.metrics import Metrics
@@ -140,6 +144,11 @@ class TransactionBatch:
 
 
 _ERROR_REPEAT_S = 60.0
+# librdkafka's flush/commit/abort block in C, where neither the stop event nor a signal
+# handler (which runs between bytecodes) gets a look in: wait in slices this long. A
+# commit or abort cut short by its timeout is resumed by calling it again.
+_WAIT_SLICE_S = 0.5
+_MIN_SLICE_S = 0.01
 
 # --- the producer ----------------------------------------------------------------------
 
@@ -162,6 +171,11 @@ def _is_fatal(err: RdKafkaError | None) -> bool:
     return err is None or bool(err.fatal()) or err.code() in _FENCED_CODES
 
 
+def _timed_out(err: RdKafkaError) -> bool:
+    """The call's timeout ran out while the operation goes on in the background."""
+    return err.code() == RdKafkaError._TIMED_OUT and bool(err.retriable())
+
+
 class TransactionalSink:
     def __init__(
         self,
@@ -176,6 +190,8 @@ class TransactionalSink:
         commit_retries: int = 3,
         statistics_interval_ms: int = 15_000,
         clock: Clock | None = None,
+        stop: threading.Event | None = None,
+        stop_grace_s: float = 2.0,
     ) -> None:
         self.topics = topics
         self.account = account
@@ -188,6 +204,11 @@ class TransactionalSink:
         self._commit_retries = commit_retries
         self._statistics_interval_ms = statistics_interval_ms
         self._clock: Clock = clock or SystemClock()
+        # once stop is requested, a transaction in flight has stop_grace_s more to finish
+        # (plenty for a reachable broker), then it is left to the next start to settle
+        self._stop = stop
+        self._stop_grace = stop_grace_s
+        self._stop_deadline: float | None = None
         self._producer: Producer | None = None
         self._changelog_partitions = 1
         self._positions: dict[int, int] = {}
@@ -260,6 +281,7 @@ class TransactionalSink:
         if producer is None:
             raise KafkaFatalError("sink not initialised: call init()")
         started = time.monotonic()
+        self._stop_deadline = None
         failures: list[RdKafkaError] = []
         positions: dict[int, int] = {}
 
@@ -301,7 +323,7 @@ class TransactionalSink:
                 )
             if batch.store_changes:
                 # the checkpoint names the changelog ends, so learn them before writing it
-                if producer.flush(self._timeout) > 0:
+                if self._flush(producer) > 0:
                     raise KafkaTransactionError("changelog entries not delivered in time")
                 self._raise_delivery_failures(failures)
             merged = {**self._positions}
@@ -363,7 +385,38 @@ class TransactionalSink:
                 return
             except BufferError:
                 # local queue full: let deliveries drain, then go on
+                self._check_stop("the local queue was full")
                 producer.poll(0.05)
+
+    # -- waiting on Kafka, a slice at a time
+
+    def _check_stop(self, doing: str) -> None:
+        """Raise StoppedDuringCommitError once this transaction has seen stop for the grace."""
+        if self._stop is None or not self._stop.is_set():
+            return
+        now = time.monotonic()
+        if self._stop_deadline is None:
+            self._stop_deadline = now + self._stop_grace
+        if now >= self._stop_deadline:
+            raise StoppedDuringCommitError(
+                f"stop requested while {doing}: the transaction's outcome is left to the "
+                "next start, which reads the committed state from Kafka"
+            )
+
+    def _slice(self, deadline: float, doing: str) -> float:
+        """Seconds the next blocking call may take on the way to `deadline`."""
+        self._check_stop(doing)
+        if self._stop_deadline is not None:
+            deadline = min(deadline, self._stop_deadline)
+        return max(_MIN_SLICE_S, min(deadline - time.monotonic(), _WAIT_SLICE_S))
+
+    def _flush(self, producer: Producer) -> int:
+        """flush() within the operation timeout; returns how many messages are undelivered."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            remaining: int = producer.flush(self._slice(deadline, "delivering the changelog"))
+            if remaining == 0 or time.monotonic() >= deadline:
+                return remaining
 
     def _fail(self, producer: Producer, exc: KafkaException) -> NoReturn:
         """Raise what a failed transaction means for the caller (abort first if it may)."""
@@ -394,9 +447,10 @@ class TransactionalSink:
 
     def _commit(self, producer: Producer) -> None:
         attempt = 0
+        deadline = time.monotonic() + self._timeout
         while True:
             try:
-                producer.commit_transaction(self._timeout)
+                producer.commit_transaction(self._slice(deadline, "committing"))
                 return
             except KafkaException as exc:
                 err = _error_of(exc)
@@ -404,8 +458,11 @@ class TransactionalSink:
                     raise
                 if err.txn_requires_abort():
                     raise KafkaTransactionError(f"commit needs abort: {exc}") from exc
+                if _timed_out(err) and time.monotonic() < deadline:
+                    continue  # only the slice ran out: the call resumes the same commit
                 if err.retriable() and attempt < self._commit_retries:
                     attempt += 1
+                    deadline = time.monotonic() + self._timeout
                     log.warning(
                         "commit failed (%s), retrying %d/%d", err, attempt, self._commit_retries
                     )
@@ -415,10 +472,16 @@ class TransactionalSink:
 
     def _abort(self, producer: Producer) -> None:
         self._metrics.transactions.labels("aborted").inc()
-        try:
-            producer.abort_transaction(self._timeout)
-        except KafkaException as exc:
-            raise KafkaFatalError(f"abort failed: {exc}") from exc
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                producer.abort_transaction(self._slice(deadline, "aborting"))
+                return
+            except KafkaException as exc:
+                err = _error_of(exc)
+                if err is not None and _timed_out(err) and time.monotonic() < deadline:
+                    continue  # only the slice ran out: the call resumes the same abort
+                raise KafkaFatalError(f"abort failed: {exc}") from exc
 
     def _observe_commit(self, batch: TransactionBatch, seconds: float) -> None:
         m = self._metrics

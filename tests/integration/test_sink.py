@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 
-from producer.errors import KafkaTransactionError, ProducerFencedError
+from producer.broker import EmbeddedBroker
+from producer.errors import KafkaTransactionError, ProducerFencedError, StoppedDuringCommitError
 from producer.kafka_log import KafkaConnection, read_topic
 from producer.metrics import Metrics
 from producer.model import ExportCursor, ExportMode, Version
@@ -249,3 +257,114 @@ def test_librdkafka_statistics_feed_queue_and_rtt_metrics(
     assert metrics.registry.get_sample_value("zendesk_cdc_producer_queue_messages") == 42
     assert metrics.registry.get_sample_value(
         "zendesk_cdc_broker_rtt_seconds", {"broker": "127.0.0.1:9092"}) == pytest.approx(0.0025)
+
+
+# --- stop requested while the broker does not answer --------------------------------------
+
+
+@dataclass
+class OwnBroker:
+    broker: EmbeddedBroker
+    conn: KafkaConnection
+    topics: SinkTopics
+    sink: TransactionalSink
+    stop: threading.Event  # what SIGTERM sets in the service
+
+    @contextlib.contextmanager
+    def paused(self, seconds: float) -> Iterator[None]:
+        """The broker frozen (SIGSTOP) for `seconds`: connections stay up, answers wait."""
+        process = self.broker._process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)
+        thaw = threading.Timer(seconds, os.kill, (process.pid, signal.SIGCONT))
+        thaw.start()
+        try:
+            yield
+        finally:
+            thaw.cancel()
+            os.kill(process.pid, signal.SIGCONT)
+
+    def checkpoints(self) -> list[int]:
+        return [Checkpoint.decode(r.value or b"").cursor.start_time
+                for r in read_topic(self.conn, self.topics.offsets)]
+
+
+@pytest.fixture
+def own(unique_name: Callable[[str], str]) -> Iterator[OwnBroker]:
+    """A sink given a stop event, on a broker of this test's own to stop or freeze; it has
+    committed once, so it knows its coordinator and partitions."""
+    with EmbeddedBroker() as broker:
+        conn = KafkaConnection(broker.bootstrap_servers)
+        topics = SinkTopics.for_records(unique_name("tickets"))
+        ensure_topics(conn, default_specs(topics, records_partitions=2, changelog_partitions=2))
+        stop = threading.Event()
+        # the operation timeout and retries of the service: 10 s per wait, 40 s per commit
+        sink = TransactionalSink(conn, topics, unique_name("acct"), Metrics(),
+                                 transaction_timeout_ms=60_000, operation_timeout_s=10,
+                                 stop=stop)
+        sink.init()
+        try:
+            sink.commit(batch(2, 100))
+            yield OwnBroker(broker, conn, topics, sink, stop)
+        finally:
+            sink.close()
+
+
+def heartbeat(start_time: int) -> TransactionBatch:
+    return TransactionBatch([], [], {}, ExportCursor(start_time))
+
+
+@pytest.mark.parametrize(
+    ("page", "waiting_in"),
+    [(batch(3, 200), "delivering the changelog"), (heartbeat(200), "committing")],
+    ids=["changelog-flush", "commit"],
+)
+def test_stop_gives_up_a_commit_the_broker_is_gone_for_within_seconds(
+    own: OwnBroker, page: TransactionBatch, waiting_in: str
+) -> None:
+    own.broker.stop()
+    sigterm = threading.Timer(0.5, own.stop.set)  # arrives while the commit waits
+    sigterm.start()
+    started = time.monotonic()
+    with pytest.raises(StoppedDuringCommitError, match=waiting_in):
+        own.sink.commit(page)
+    took = time.monotonic() - started
+    sigterm.join()
+    # unbounded by the stop, these waits take 10 s (the flush) and 40 s (commit, 3 retries)
+    assert took < 8, f"took {took:.1f} s"
+    assert own.sink.next_sequence == 1  # not counted as committed
+    closing = time.monotonic()
+    own.sink.close()  # purges what is queued, waits for nothing
+    assert time.monotonic() - closing < 1
+
+
+def test_stop_gives_up_an_abort_the_broker_does_not_answer(own: OwnBroker) -> None:
+    producer = own.sink._producer
+    assert producer is not None
+    producer.begin_transaction()
+    producer.produce(own.topics.records, b"v", key=b"k")
+    assert producer.flush(10) == 0  # its partition joined the transaction: aborting needs EndTxn
+    with own.paused(30):
+        sigterm = threading.Timer(0.5, own.stop.set)
+        sigterm.start()
+        started = time.monotonic()
+        with pytest.raises(StoppedDuringCommitError, match="aborting"):
+            own.sink._abort(producer)  # as commit() does after an abortable error
+        took = time.monotonic() - started
+        sigterm.join()
+    assert took < 8, f"took {took:.1f} s"  # unbounded: 10 s, then a rewind
+
+
+@pytest.mark.parametrize("stop_requested", [False, True], ids=["running", "stopping"])
+def test_a_commit_the_broker_answers_late_is_resumed_and_lands_once(
+    own: OwnBroker, stop_requested: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    if stop_requested:
+        own.stop.set()  # a reachable broker's commit is still finished, within the grace
+    with caplog.at_level(logging.WARNING, logger="zendesk_cdc.sink"), own.paused(1.0):
+        # the waits time out in slices meanwhile; each call again resumes the same commit
+        positions = own.sink.commit(batch(3, 200))
+    assert own.checkpoints() == [100, 200]
+    assert sum(positions.values()) > 0
+    assert "retrying" not in caplog.text  # a slice running out is not a failed attempt
+    assert own.sink.next_sequence == 2
