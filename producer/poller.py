@@ -3,7 +3,9 @@
 Drains pages back to back while `end_of_stream` is false (the export client keeps to
 the rate budget), then waits the poll interval. Every page is one Kafka transaction
 holding its records, the store's changelog entries and the cursor; only after the
-commit does the local store learn the changes and the cursor move.
+commit does the local store learn the changes and the cursor move. A stop request
+during a commit that Kafka does not finish in time ends the drain with neither (the
+sink raises StoppedDuringCommitError): the next start reads what Kafka holds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from producer.errors import (
     ProducerFencedError,
     RetryableSchemaRegistryError,
     RetryableZendeskError,
+    StoppedDuringCommitError,
 )
 from producer.health import Health
 from producer.metrics import Metrics
@@ -143,8 +146,19 @@ class Poller:
 
     def drain(self) -> int:
         """Read pages until end_of_stream (or stop); returns how many committed."""
+        before = self.progress.pages
+        try:
+            self._drain()
+        except StoppedDuringCommitError as exc:
+            # a stop like any other: the store and cursor never learnt the page in flight
+            log.warning("stopped before the transaction in flight finished: %s", exc)
+        return self.progress.pages - before
+
+    def _drain(self) -> None:
         assert self.cursor is not None, "start() first"
         if self._rewind_needed:
+            if self._stop.is_set():
+                return  # rewinding would wait on Kafka only to stop after it
             self._rewind()  # a failed rewind must not be followed by any commit
         committed = 0
         for page in self._export.pages(self.cursor):
@@ -162,7 +176,6 @@ class Poller:
             # the time since this moment, not since the cursor (a quiet account's cursor
             # rightly stands still)
             self._metrics.caught_up.set(self._clock.now())
-        return committed
 
     def _commit_page(self, page: ExportPage) -> None:
         aborts = 0
@@ -183,7 +196,7 @@ class Poller:
                 self._wait(min(0.5 * 2 ** min(aborts, 6), 30.0))
                 aborts += 1
                 if self._stop.is_set():
-                    raise
+                    raise StoppedDuringCommitError(f"the page was aborted: {exc}") from exc
                 continue
             self._store.apply(plan.store_updates, positions)
             self.cursor = plan.next_cursor
@@ -198,11 +211,15 @@ class Poller:
         except ProducerFencedError:
             raise
         except KafkaFatalError as exc:
-            log.error("producer unusable, recreating it and rewinding: %s", exc)
             self._metrics.errors.labels("kafka_fatal").inc()
             # until a rewind succeeds nothing may commit: this process's cursor and store
             # may be behind what Kafka holds (the commit may have landed)
             self._rewind_needed = True
+            if self._stop.is_set():
+                # recreating the producer and reading Kafka would only hold up the stop:
+                # the next start rewinds to what Kafka holds anyway
+                raise StoppedDuringCommitError(f"producer unusable: {exc}") from exc
+            log.error("producer unusable, recreating it and rewinding: %s", exc)
             self._rewind()
             raise
 

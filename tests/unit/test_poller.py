@@ -4,7 +4,8 @@ tests/integration): what commits, what is redone, what rewinds, what waits."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,6 +18,7 @@ from producer.errors import (
     KafkaTransactionError,
     ProducerFencedError,
     RetryableZendeskError,
+    StoppedDuringCommitError,
 )
 from producer.health import Health
 from producer.metrics import Metrics
@@ -69,9 +71,13 @@ class FakeSink:
     fail_next: list[Exception] = field(default_factory=list)
     # the commit lands in Kafka but the answer is lost (a timeout): "unknown outcome"
     land_then_fail: list[Exception] = field(default_factory=list)
+    # runs as the commit starts waiting on Kafka (a SIGTERM arriving then, say)
+    while_committing: Callable[[], None] | None = None
     recreated: int = 0
 
     def commit(self, batch: TransactionBatch) -> dict[int, int]:
+        if self.while_committing is not None:
+            self.while_committing()
         if self.fail_next:
             raise self.fail_next.pop(0)
         self.committed.append(batch)
@@ -236,3 +242,113 @@ def test_a_fenced_producer_stops_the_loop_instead_of_fencing_back(rig: Rig) -> N
         rig.poller.run_forever()
     assert rig.sink.recreated == 0
     assert rig.sink.committed == []
+
+
+# --- stop requested while a commit waits on Kafka -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Before:
+    """What the poller knew before the commit the stop interrupted."""
+
+    cursor: ExportCursor | None
+    store: dict[int, object]
+    positions: dict[int, int]
+    restores: int
+    pages: int
+
+    @classmethod
+    def of(cls, rig: Rig) -> Before:
+        return cls(
+            rig.poller.cursor,
+            dict(rig.store.lookup(range(1, 10))),
+            dict(rig.store.changelog_positions()),
+            len(rig.restores),
+            rig.poller.progress.pages,
+        )
+
+
+def sigterm_during_the_next_commit(rig: Rig, *failures: Exception) -> None:
+    """The stop event is set while the next commit waits, which then fails with `failures`."""
+    rig.sink.while_committing = rig.poller._stop.set
+    rig.sink.fail_next = list(failures)
+
+
+def assert_nothing_learnt(rig: Rig, before: Before) -> None:
+    # nothing is known to be committed: no store change, no cursor move, no rewind
+    assert rig.poller.cursor == before.cursor
+    assert dict(rig.store.lookup(range(1, 10))) == before.store
+    assert rig.store.changelog_positions() == before.positions
+    assert rig.sink.recreated == 0
+    assert len(rig.restores) == before.restores
+    assert rig.poller.progress.pages == before.pages
+
+
+def test_stopped_during_a_commit_the_page_reaches_neither_store_nor_cursor(rig: Rig) -> None:
+    before = Before.of(rig)
+    sigterm_during_the_next_commit(rig, StoppedDuringCommitError("stop requested while committing"))
+    assert rig.poller.drain() == 0  # a stop, not a failure: drain returns
+    assert_nothing_learnt(rig, before)
+    assert rig.sink.committed == []
+    assert rig.poller._rewind_needed is False  # nothing failed: the next start just restores
+
+
+def test_stopped_during_a_heartbeat_neither_rewinds_nor_moves_anything(rig: Rig) -> None:
+    rig.poller.drain()
+    before = Before.of(rig)
+    sigterm_during_the_next_commit(rig, StoppedDuringCommitError("stop requested while committing"))
+    assert rig.poller.drain() == 0  # nothing new: a heartbeat, which the stop cuts short
+    assert_nothing_learnt(rig, before)
+    assert rig.metrics.errors.labels("kafka_fatal")._value.get() == 0
+
+
+def test_an_unknown_outcome_while_stopping_skips_the_rewind_but_blocks_commits(rig: Rig) -> None:
+    rig.poller.drain()
+    rig.export.by_start[T0 + 3] = page(T0 + 3, [ticket(4, T0 + 4)], end_of_stream=True)
+    before = Before.of(rig)
+    # the commit lands but its answer is lost, as the stop arrives
+    rig.sink.while_committing = rig.poller._stop.set
+    rig.sink.land_then_fail = [KafkaFatalError("commit timed out")]
+    assert rig.poller.drain() == 0
+    # recreating the producer and reading Kafka would only hold up the exit
+    assert_nothing_learnt(rig, before)
+    assert rig.metrics.errors.labels("kafka_fatal")._value.get() == 1
+    # should this poller be asked again, still stopping, it commits nothing before a rewind
+    committed = len(rig.sink.committed)
+    assert rig.poller.drain() == 0
+    assert len(rig.sink.committed) == committed
+    assert rig.sink.recreated == 0
+    # once not stopping, the rewind comes first: ticket 4, which did land, is not redone
+    rig.poller._stop.clear()
+    rig.poller.drain()
+    assert rig.sink.recreated == 1
+    assert published_ids(rig.sink) == [1, 2, 3, 4]
+    assert rig.poller.cursor == ExportCursor(T0 + 4)
+
+
+def test_an_abort_while_stopping_ends_the_drain_without_redoing_the_page(rig: Rig) -> None:
+    before = Before.of(rig)
+    sigterm_during_the_next_commit(rig, KafkaTransactionError("changelog entries not delivered"))
+    started = time.monotonic()
+    assert rig.poller.drain() == 0  # no exception: `run --once` exits 0 on SIGTERM too
+    assert time.monotonic() - started < 1
+    assert_nothing_learnt(rig, before)
+    assert rig.poller.progress.aborted == 1
+    assert rig.export.requested == [T0]  # the page was not redone
+    assert rig.sink.committed == []
+
+
+def test_run_forever_ends_normally_when_stopped_during_a_commit(rig: Rig) -> None:
+    before = Before.of(rig)
+    sigterm_during_the_next_commit(rig, StoppedDuringCommitError("stop requested while committing"))
+    finished = threading.Event()
+
+    def loop() -> None:
+        rig.poller.run_forever()  # an exception here fails the test (warnings are errors)
+        finished.set()
+
+    runner = threading.Thread(target=loop)
+    runner.start()
+    runner.join(timeout=5)
+    assert finished.is_set()
+    assert_nothing_learnt(rig, before)
