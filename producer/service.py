@@ -212,9 +212,11 @@ def build_service(
         metrics,
         transactional_id=settings.producer_transactional_id,
         transaction_timeout_ms=settings.transaction_timeout_ms,
-        # bounded so SIGTERM during a broker outage ends well inside the pod's grace period
         operation_timeout_s=10.0,
         clock=clock,
+        # SIGTERM during a broker outage gives up on the commit in flight within seconds,
+        # well inside the pod's grace period (the operation timeouts alone add up to 40 s)
+        stop=stop,
     )
     http = httpx.Client(timeout=options.timeout, headers={"Accept": "application/json"})
     first_start = ExportCursor(parse_start(settings.start, clock.now()), mode=settings.export_mode)

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from producer.broker import free_port
+from producer.broker import EmbeddedBroker, free_port
 from producer.simulator import SimulatorServer
 from tests.e2e.conftest import CLI, CliRun, clean_env
 from tests.e2e.support import scrape, wait_until
@@ -117,6 +117,33 @@ def test_stop_signal_exits_0_within_seconds(
     if phase == "backfill":
         assert sim.simulator.request_count(status=200) < 20  # it really stopped mid-backfill
         assert progressed < 20
+
+
+def test_sigterm_while_the_broker_is_gone_mid_commit_exits_0_within_seconds(
+    sim_server: Callable[..., SimulatorServer], cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    server = sim_server(tickets=2000)  # a backfill: a commit every 0.6 s
+    with EmbeddedBroker() as broker:  # its own: the other tests share theirs
+        args = run_args(server.base_url, broker.bootstrap_servers, tmp_path / "state")
+        run = cli(args, secret_env())
+        wait_until(lambda: committed(run) >= 1, 30, "a committed page")
+        broker.stop()
+        # a page costs 0.6 s to fetch: by now a commit waits on the broker that is gone
+        time.sleep(1.0)
+        assert run.process.poll() is None
+
+        sent = time.monotonic()
+        run.process.send_signal(signal.SIGTERM)
+        code = run.wait(timeout=60)
+        took = time.monotonic() - sent
+
+    assert code == 0
+    # unbounded, the changelog flush alone waits 10 s, a commit and its retries 40 s
+    assert took < 6, f"took {took:.1f} s to stop"
+    messages = [str(e["msg"]) for e in assert_clean_json(run.stderr_lines())]
+    assert "received SIGTERM; finishing the transaction in flight" in messages
+    assert any(m.startswith("stopped before the transaction in flight finished") for m in messages)
+    assert messages[-1] == "stopped"
 
 
 def test_401_exits_3_with_an_actionable_message(
