@@ -9,7 +9,7 @@
   fingerprint names the schema, so a consumer holding schemas/ can decode offline.
 
 Schemas are parsed once. Records are written by `avro_writer`'s compiled writers (the
-same bytes as fastavro's `schemaless_writer`, in about half the time); fastavro reads.
+same bytes as fastavro's `schemaless_writer`, in under half the time); fastavro reads.
 """
 
 from __future__ import annotations
