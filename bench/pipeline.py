@@ -4,6 +4,7 @@
     python -m bench pipeline --pages 40 --store sqlite --profile
     python -m bench pipeline --framing registry    # through AvroSerializer (mock:// registry)
     python -m bench pipeline --default-gc          # without the service's collector tuning
+    python -m bench pipeline --custom-fields 20    # heavier tickets: 20 custom fields
 
 Tickets come from the simulator's generator (realistic shapes, ~2.9 KB of JSON each,
 about the 3 KB of the target) and are served as pre-encoded JSON pages through
@@ -33,6 +34,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -60,9 +62,21 @@ FIRST_SECOND = 1_700_000_000
 STAGES = ("parse", "plan", "encode", "produce+commit")
 
 
-def build_pages(pages: int, rng: random.Random) -> tuple[dict[int, bytes], int]:
+def more_custom_fields(ticket: dict[str, Any], wanted: int, rng: random.Random) -> None:
+    """Pad `custom_fields` (and its duplicate `fields`) to `wanted` entries of every type."""
+    values: list[Any] = [None, "ORD-1234", True, 12.5, 7, ["a_b", "c_d"], "multi\nline"]
+    fields = ticket["custom_fields"]
+    while len(fields) < wanted:
+        fields.append({"id": 360_700_000 + len(fields), "value": rng.choice(values)})
+    ticket["fields"] = [dict(f) for f in fields]
+
+
+def build_pages(
+    pages: int, rng: random.Random, custom_fields: int = 0
+) -> tuple[dict[int, bytes], int]:
     """Pre-encoded export pages by their start_time: the first half creates tickets, the
     second half updates them. Pages share no second, so there are no boundary repeats.
+    `custom_fields`: pad each ticket to that many (the generator gives six).
 
     Returns the bodies and the average ticket size in bytes.
     """
@@ -75,7 +89,9 @@ def build_pages(pages: int, rng: random.Random) -> tuple[dict[int, bytes], int]:
         tickets = []
         for i in range(PER_PAGE):
             ts = start + i * 9 // PER_PAGE  # ascending within a 9-second window
-            tickets.append(factory.ticket(first_id + i, ts - 86_400, ts, ts))
+            ticket = factory.ticket(first_id + i, ts - 86_400, ts, ts)
+            more_custom_fields(ticket, custom_fields, rng)
+            tickets.append(ticket)
         end_time = start + 10
         body = {
             "tickets": tickets,
@@ -201,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile: top 25 by own time")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument(
+        "--custom-fields", type=int, default=0,
+        help="pad every ticket to this many custom fields (the generator gives 6; 20 makes "
+        "~3.6 KB tickets with 40 {id, value} entries, custom_fields and fields together)",
+    )  # fmt: skip
+    parser.add_argument(
         "--framing", choices=("single-object", "registry"), default="single-object",
         help="Avro framing: single-object (no registry; the default) or Schema Registry "
         "through confluent-kafka's AvroSerializer and its in-memory mock:// registry",
@@ -212,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"building {args.pages} pages of {PER_PAGE} tickets ...", flush=True)
-    bodies, ticket_bytes = build_pages(args.pages, random.Random(args.seed))
+    bodies, ticket_bytes = build_pages(args.pages, random.Random(args.seed), args.custom_fields)
     print(f"average ticket: {ticket_bytes} bytes of JSON")
     stores = ("memory", "sqlite") if args.store == "both" else (args.store,)
     with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as state:
