@@ -107,8 +107,10 @@ _PYTHON_TYPE: dict[str, type] = {
     "record": dict,
     "timestamp-millis": datetime,
 }
-# CPython allows 20 statically nested blocks (loops); a deeper schema calls functions
+# CPython allows 20 statically nested blocks (loops) and 100 levels of indentation in one
+# function: a record deeper than these bounds is written by a function of its own
 _MAX_INLINE_LOOPS = 12
+_MAX_INLINE_DEPTH = 40
 
 
 def _full_name(schema: Mapping[str, Any], namespace: str) -> tuple[str, str]:
@@ -264,7 +266,8 @@ class _Generator:
             self._emit_array(definition, space, var, lines, depth)
         elif kind == "record":
             full = _full_name(definition, space)[0]
-            if full in self._expanding or self._loops >= _MAX_INLINE_LOOPS:
+            deep = self._loops >= _MAX_INLINE_LOOPS or depth >= _MAX_INLINE_DEPTH
+            if full in self._expanding or deep:
                 function = self._functions.setdefault(full, self._fresh("write_record_"))
                 lines.append(f"{pad}{function}(out, {var})")
             else:
@@ -359,37 +362,45 @@ class _Generator:
         # the common ["null", T]: whatever is not null goes to T, whose code checks it
         only = others[0] if len(named) == 2 and len(others) == 1 else None
 
+        # Each branch's code is written once (twice, per nesting level, would grow the
+        # source exponentially with depth).
         pad = "    " * depth
-        lines.append(f"{pad}if {var} is None:")
-        if "null" in named:
-            lines.append(f"{pad}    out.append({named['null'][0] << 1})")
-        else:
-            lines.append(f"{pad}    _decline('a branch of the union', {var})")
-        lines.append(f"{pad}elif type({var}) is tuple:")
-        tag = self._fresh("tag")
+        if only is not None:
+            index, branch, _ = named[only]
+            null = named["null"][0] << 1
+            lines += [
+                f"{pad}if {var} is None: out.append({null})",
+                f"{pad}else:",
+                f"{pad}    if type({var}) is tuple:",  # tagged: only T's tag (fastavro: any)
+                f"{pad}        if len({var}) != 2 or {var}[0] != {only!r}:",
+                f"{pad}            _decline('the union branch {only}', {var})",
+                f"{pad}        {var} = {var}[1]",
+                f"{pad}    out.append({index << 1})",
+            ]
+            self._emit(branch, namespace, var, lines, depth + 1)
+            return
+        # Dispatch on one key: an untagged value's Python type, or for a tagged one the
+        # key of the branch its tag names (that branch's type if untagged values of that
+        # type go there too, else an object of its own).
+        keys: dict[str, Any] = {}
+        for name, (_, _, kind) in named.items():
+            python_type = type(None) if kind == "null" else _PYTHON_TYPE.get(kind)
+            unique = python_type is not None and by_type.get(python_type) == name
+            keys[name] = python_type if unique or kind == "null" else object()
+        tag_keys = self._constant(keys, "TAGS")
+        key, tag = self._fresh("k"), self._fresh("tag")
         lines += [
+            f"{pad}if ({key} := type({var})) is tuple:",
             f"{pad}    if len({var}) != 2: _decline('a branch of the union', {var})",
             f"{pad}    {tag}, {var} = {var}",
+            f"{pad}    {key} = {tag_keys}.get({tag})",
         ]
         keyword = "if"
         for name, (index, branch, _) in named.items():
-            lines.append(f"{pad}    {keyword} {tag} == {name!r}:")
-            lines.append(f"{pad}        out.append({index << 1})")
-            self._emit(branch, namespace, var, lines, depth + 2)
+            lines.append(f"{pad}{keyword} {key} is {self._constant(keys[name], 'KEY')}:")
+            lines.append(f"{pad}    out.append({index << 1})")
+            self._emit(branch, namespace, var, lines, depth + 1)
             keyword = "elif"
-        lines.append(f"{pad}    else: _decline('a branch of the union', {tag})")
-        if only is not None:
-            index, branch, _ = named[only]
-            lines.append(f"{pad}else:")
-            lines.append(f"{pad}    out.append({index << 1})")
-            self._emit(branch, namespace, var, lines, depth + 1)
-            return
-        for python_type, name in by_type.items():
-            index, branch, _ = named[name]
-            type_name = self._constant(python_type, "T")
-            lines.append(f"{pad}elif type({var}) is {type_name}:")
-            lines.append(f"{pad}    out.append({index << 1})")
-            self._emit(branch, namespace, var, lines, depth + 1)
         lines.append(f"{pad}else: _decline('one branch of the union', {var})")
 
     def _branch(self, schema: Any, namespace: str) -> tuple[str, str]:
@@ -410,9 +421,13 @@ def generated_source(schema: Any) -> str:
 def compile_writer(schema: Any) -> Callable[[Any], bytes]:
     """datum -> Avro binary body for `schema` (its JSON form); WriteError if declined."""
     generator = _Generator()
-    source = generator.program(schema)
+    try:
+        source = generator.program(schema)
+        code = compile(source, "<avro writer>", "exec")
+    except (SyntaxError, RecursionError) as exc:  # nested past what Python compiles
+        raise UnsupportedSchemaError(f"a schema nested too deep: {exc}") from exc
     namespace = dict(generator.constants)
-    exec(compile(source, "<avro writer>", "exec"), namespace)  # noqa: S102 - our own source
+    exec(code, namespace)  # noqa: S102 - our own source, built from names and constants
     generated: Callable[[Any], bytes] = namespace["write"]
 
     def write(datum: Any) -> bytes:

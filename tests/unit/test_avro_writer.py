@@ -352,3 +352,36 @@ def test_the_generated_source_carries_no_schema_text_but_names() -> None:
     assert "__import__" not in source
     datum = {"e": "__import__"}
     assert compile_writer(schema)(datum) == fastavro_bytes(schema, datum)
+
+
+def nested_nullable_records(levels: int) -> tuple[Any, Any]:
+    schema: Any = "long"
+    datum: Any = 5
+    for level in range(levels):
+        record = {"type": "record", "name": f"N{level}", "fields": [{"name": "x", "type": schema}]}
+        schema = ["null", record]
+        datum = {"x": datum}
+    return schema, datum
+
+
+def test_the_source_grows_linearly_with_nesting() -> None:
+    # a union that wrote its branch twice (tagged, untagged) doubled the source per level
+    small, large = (len(generated_source(nested_nullable_records(n)[0])) for n in (6, 12))
+    assert large < 3 * small
+
+
+def test_records_nested_deeper_than_python_indents() -> None:
+    schema, datum = nested_nullable_records(60)  # each level indents the source twice
+    assert_same_bytes(schema, datum)
+
+
+def test_arrays_nested_past_what_python_compiles_are_left_to_fastavro() -> None:
+    schema: Any = "long"
+    datum: Any = 5
+    for _ in range(30):  # 30 nested loops in one function: CPython refuses to compile it
+        schema = {"type": "array", "items": schema}
+        datum = [datum]
+    with pytest.raises(UnsupportedSchemaError):
+        compile_writer(schema)
+    write = schema_writer(schema, fastavro.parse_schema(schema))
+    assert write(datum) == fastavro_bytes(schema, datum)
