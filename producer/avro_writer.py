@@ -18,7 +18,11 @@ The contract: the compiled writer either returns fastavro's exact bytes or raise
 `WriteError`. `schema_writer` falls back to fastavro on `WriteError`, so a datum the
 compiled writer declines (a naive datetime, a union value of an ambiguous type, a
 wrong type) gets fastavro's answer: bytes, or fastavro's own exception. Property
-tests hold the two writers to the same bytes.
+tests hold the two writers to the same bytes. One known exception, which the service
+never builds (its tags sit directly on union values): fastavro validates an untagged
+union value before writing it, and its validation does not read tags of array, enum
+or timestamp-millis branches nested inside, so it refuses such a datum; the compiled
+writer writes it.
 
 The generated source holds no value from the schema but names and branch indexes it
 formats as literals (`repr`); defaults and lookup tables are passed in as constants.
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -107,10 +112,23 @@ _PYTHON_TYPE: dict[str, type] = {
     "record": dict,
     "timestamp-millis": datetime,
 }
+# the kinds of branch whose validation in fastavro might take a value of a Python type
+_MIGHT_TAKE: dict[type, frozenset[str]] = {
+    bool: frozenset({"boolean", "long", "double"}),
+    int: frozenset({"long", "double", "timestamp-millis"}),
+    float: frozenset({"double"}),
+    str: frozenset({"string", "enum"}),
+    list: frozenset({"array"}),
+    dict: frozenset({"record"}),
+    datetime: frozenset({"timestamp-millis"}),
+}
 # CPython allows 20 statically nested blocks (loops) and 100 levels of indentation in one
 # function: a record deeper than these bounds is written by a function of its own
 _MAX_INLINE_LOOPS = 12
 _MAX_INLINE_DEPTH = 40
+_MAX_INLINES = 2
+# a schema whose writer would be larger than this is left to fastavro
+_MAX_SOURCE_CHARS = 4_000_000
 
 
 def _full_name(schema: Mapping[str, Any], namespace: str) -> tuple[str, str]:
@@ -118,7 +136,8 @@ def _full_name(schema: Mapping[str, Any], namespace: str) -> tuple[str, str]:
     name = str(schema["name"])
     if "." in name:
         return name, name.rsplit(".", 1)[0]
-    space = str(schema.get("namespace", namespace))
+    space = schema.get("namespace", namespace)
+    space = "" if space is None else str(space)  # null: no namespace, as in fastavro
     return f"{space}.{name}".lstrip("."), space
 
 
@@ -143,6 +162,7 @@ class _Generator:
         self._named: dict[str, tuple[str, Any, str]] = {}  # full name -> kind, schema, space
         self._functions: dict[str, str] = {}  # record full name -> function name
         self._expanding: list[str] = []
+        self._inlined: Counter[str] = Counter()
         self._counter = 0
         self._loops = 0
 
@@ -267,10 +287,13 @@ class _Generator:
         elif kind == "record":
             full = _full_name(definition, space)[0]
             deep = self._loops >= _MAX_INLINE_LOOPS or depth >= _MAX_INLINE_DEPTH
-            if full in self._expanding or deep:
+            # inlined twice at most (custom_fields and fields): a record used at every
+            # level of a deeper one would otherwise double the source per level
+            if full in self._expanding or deep or self._inlined[full] >= _MAX_INLINES:
                 function = self._functions.setdefault(full, self._fresh("write_record_"))
                 lines.append(f"{pad}{function}(out, {var})")
             else:
+                self._inlined[full] += 1
                 self._expanding.append(full)
                 self._emit_record(definition, _full_name(definition, space)[1], var, lines, depth)
                 self._expanding.pop()
@@ -302,6 +325,8 @@ class _Generator:
         symbols = list(schema["symbols"])
         if len(symbols) > 64:
             raise UnsupportedSchemaError("an enum of more than 64 symbols")
+        if len(set(symbols)) != len(symbols):
+            raise UnsupportedSchemaError("an enum with a repeated symbol")
         index = self._constant({s: bytes([i << 1]) for i, s in enumerate(symbols)}, "ENUM")
         pad = "    " * depth
         found = self._fresh("e")
@@ -351,13 +376,19 @@ class _Generator:
             if name in named:  # the spec forbids it; fastavro takes it, so leave it to it
                 raise UnsupportedSchemaError(f"a union with two {name!r} branches")
             named[name] = (index, branch, kind)
-        # An untagged value goes where its Python type says, as fastavro would put it,
-        # but only when exactly one branch can take that type; otherwise fastavro picks.
-        candidates: dict[type, list[str]] = {}
-        for name, (_, _, kind) in named.items():
-            if (python_type := _PYTHON_TYPE.get(kind)) is not None:
-                candidates.setdefault(python_type, []).append(name)
-        by_type = {t: names[0] for t, names in candidates.items() if len(names) == 1}
+        # An untagged value goes where its Python type says, as fastavro would put it:
+        # fastavro takes the first branch that validates it, so a type is routed only
+        # when the first branch that might take it is the only branch of its own kind
+        # (an int with "double" before "long", a str with an enum before "string", a
+        # dict for one of two records: fastavro picks).
+        by_type: dict[type, str] = {}
+        for python_type, accepting in _MIGHT_TAKE.items():
+            first = next((n for n, (_, _, k) in named.items() if k in accepting), None)
+            if first is None or _PYTHON_TYPE.get(named[first][2]) is not python_type:
+                continue
+            same_kind = [n for n, (_, _, k) in named.items() if k == named[first][2]]
+            if len(same_kind) == 1:
+                by_type[python_type] = first
         others = [name for name in named if name != "null"]
         # the common ["null", T]: whatever is not null goes to T, whose code checks it
         only = others[0] if len(named) == 2 and len(others) == 1 else None
@@ -373,10 +404,12 @@ class _Generator:
                 f"{pad}else:",
                 f"{pad}    if type({var}) is tuple:",  # tagged: only T's tag (fastavro: any)
                 f"{pad}        if len({var}) != 2 or {var}[0] != {only!r}:",
-                f"{pad}            _decline('the union branch {only}', {var})",
+                f"{pad}            _decline({'the union branch ' + only!r}, {var})",
                 f"{pad}        {var} = {var}[1]",
-                f"{pad}    out.append({index << 1})",
             ]
+            if named[only][2] == "record":  # fastavro reads "-type" as a branch name
+                lines.append(f"{pad}    elif '-type' in {var}: _decline('-type', {var})")
+            lines.append(f"{pad}    out.append({index << 1})")
             self._emit(branch, namespace, var, lines, depth + 1)
             return
         # Dispatch on one key: an untagged value's Python type, or for a tagged one the
@@ -384,9 +417,9 @@ class _Generator:
         # type go there too, else an object of its own).
         keys: dict[str, Any] = {}
         for name, (_, _, kind) in named.items():
-            python_type = type(None) if kind == "null" else _PYTHON_TYPE.get(kind)
-            unique = python_type is not None and by_type.get(python_type) == name
-            keys[name] = python_type if unique or kind == "null" else object()
+            branch_type = type(None) if kind == "null" else _PYTHON_TYPE.get(kind)
+            unique = branch_type is not None and by_type.get(branch_type) == name
+            keys[name] = branch_type if unique or kind == "null" else object()
         tag_keys = self._constant(keys, "TAGS")
         key, tag = self._fresh("k"), self._fresh("tag")
         lines += [
@@ -395,6 +428,8 @@ class _Generator:
             f"{pad}    {tag}, {var} = {var}",
             f"{pad}    {key} = {tag_keys}.get({tag})",
         ]
+        if dict in by_type:  # fastavro reads "-type" as a branch name
+            lines.append(f"{pad}elif {key} is dict and '-type' in {var}: _decline('-type', {var})")
         keyword = "if"
         for name, (index, branch, _) in named.items():
             lines.append(f"{pad}{keyword} {key} is {self._constant(keys[name], 'KEY')}:")
@@ -423,6 +458,8 @@ def compile_writer(schema: Any) -> Callable[[Any], bytes]:
     generator = _Generator()
     try:
         source = generator.program(schema)
+        if len(source) > _MAX_SOURCE_CHARS:
+            raise UnsupportedSchemaError(f"a schema whose writer is {len(source):,} characters")
         code = compile(source, "<avro writer>", "exec")
     except (SyntaxError, RecursionError) as exc:  # nested past what Python compiles
         raise UnsupportedSchemaError(f"a schema nested too deep: {exc}") from exc
@@ -433,9 +470,10 @@ def compile_writer(schema: Any) -> Callable[[Any], bytes]:
     def write(datum: Any) -> bytes:
         try:
             return generated(datum)
-        except (UnicodeEncodeError, OverflowError, struct.error) as exc:
-            # a lone surrogate in a string, an int too large for a double
-            raise WriteError(str(exc)) from exc
+        except (UnicodeEncodeError, OverflowError, struct.error, TypeError, RecursionError) as exc:
+            # a lone surrogate in a string, an int too large for a double, an unhashable
+            # union tag, a recursive datum deeper than Python's stack
+            raise WriteError(f"{type(exc).__name__}: {exc}") from exc
 
     return write
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import math
 from datetime import UTC, datetime, timedelta, timezone
@@ -385,3 +386,89 @@ def test_arrays_nested_past_what_python_compiles_are_left_to_fastavro() -> None:
         compile_writer(schema)
     write = schema_writer(schema, fastavro.parse_schema(schema))
     assert write(datum) == fastavro_bytes(schema, datum)
+
+
+# --- found in review: each of these once gave other bytes than fastavro, or worse -----
+
+
+def test_a_named_record_used_at_every_level_keeps_the_source_small() -> None:
+    schema: Any = {"type": "record", "name": "R0", "fields": [{"name": "x", "type": "long"}]}
+    datum: Any = {"x": 1}
+    for level in range(1, 18):  # each level uses the previous record twice
+        schema = {
+            "type": "record",
+            "name": f"R{level}",
+            "fields": [{"name": "a", "type": schema}, {"name": "b", "type": f"R{level - 1}"}],
+        }
+        datum = {"a": datum, "b": datum}
+    assert len(generated_source(schema)) < 200_000  # doubling per level: millions of lines
+    assert_same_bytes(schema, datum)
+
+
+def test_a_schema_name_cannot_inject_code() -> None:
+    evil = "x', __import__('sys').exit(99)) or ('"
+    record = {"type": "record", "name": evil, "fields": [{"name": "a", "type": "long"}]}
+    schema = ["null", record]
+    write = compile_writer(schema)
+    with pytest.raises(WriteError):  # not SystemExit: the name stayed a string
+        write(("wrong", {"a": 1}))
+    names = {n.id for n in ast.walk(ast.parse(generated_source(schema))) if isinstance(n, ast.Name)}
+    assert "__import__" not in names  # it occurs in string literals only
+
+
+ENUM_AB = {"type": "enum", "name": "AB", "symbols": ["a", "b"]}
+
+
+@pytest.mark.parametrize(
+    ("schema", "datum"),
+    [
+        (["null", "double", "long"], 5),  # fastavro takes the first branch that validates
+        (["null", "long", "double"], 5),
+        (["null", ENUM_AB, "string"], "a"),
+        (["null", "string", ENUM_AB], "a"),
+        (["null", "long", "boolean"], True),
+        (["null", "boolean", "long"], True),
+        (["null", "string", "long", "double"], 2.5),
+    ],
+)
+def test_untagged_values_take_the_branch_fastavro_takes(schema: Any, datum: Any) -> None:
+    write = schema_writer(schema, fastavro.parse_schema(schema, named_schemas={}))
+    assert write(datum) == fastavro_bytes(schema, datum)
+    try:
+        compiled = compile_writer(schema)(datum)
+    except WriteError:
+        return  # declined: fastavro decides, as checked above
+    assert compiled == fastavro_bytes(schema, datum)
+
+
+POINT = {"type": "record", "name": "P", "fields": [{"name": "x", "type": "long"}]}
+
+
+@pytest.mark.parametrize(
+    "schema", [["null", POINT], ["null", "long", POINT]], ids=["nullable", "union"]
+)
+def test_a_record_datum_naming_another_type_is_left_to_fastavro(schema: Any) -> None:
+    with pytest.raises(WriteError):
+        compile_writer(schema)({"x": 1, "-type": "Other"})  # fastavro reads "-type"
+
+
+def test_a_null_namespace_is_no_namespace() -> None:
+    record: dict[str, Any] = {"type": "record", "name": "N", "namespace": None, "fields": []}
+    schema = {"type": "record", "name": "Outer", "namespace": "o", "fields": [
+        {"name": "n", "type": ["null", "long", record]}]}  # fmt: skip
+    assert_same_bytes(schema, {"n": ("N", {})})
+
+
+def test_other_failures_while_writing_are_declines() -> None:
+    with pytest.raises(WriteError):
+        compile_writer(["null", "long", "string"])(([], 1))  # an unhashable tag
+    deep: dict[str, Any] = {"value": 0}
+    for n in range(1100):
+        deep = {"value": n, "next": deep}
+    with pytest.raises(WriteError):  # so schema_writer hands it to fastavro, which writes it
+        compile_writer(LINKED)(deep)  # recursion past Python's stack
+
+
+def test_an_enum_with_a_repeated_symbol_is_refused() -> None:
+    with pytest.raises(UnsupportedSchemaError):
+        compile_writer({"type": "enum", "name": "E", "symbols": ["a", "a"]})
