@@ -137,7 +137,10 @@ def _timestamp(value: Any) -> datetime:
     if moment.tzinfo is None:  # Zendesk always sends Z; a bare time is read as UTC
         return _truncated_to_millis(moment.replace(tzinfo=UTC))
     if moment.tzinfo is not UTC:  # "Z" parses as UTC itself: the common case skips this
-        moment = moment.astimezone(UTC)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+            raise _WrongTypeError(f"a timestamp outside years 1-9999 in UTC: {text!r:.40}") from exc
     return _truncated_to_millis(moment)
 
 

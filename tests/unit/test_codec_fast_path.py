@@ -100,6 +100,7 @@ def test_a_ticket_the_checked_mapping_refuses_is_declined(ticket: dict[str, Any]
         ("is_public", 1),
         ("collaborator_ids", [1, "2"]),
         ("created_at", "yesterday"),
+        ("due_at", "9999-12-31T23:59:59-01:00"),  # past year 9999 in UTC
         ("via", "email"),
         ("custom_fields", [{"id": 1}]),
         ("custom_fields", [{"id": 1, "value": 2, "x": 3}]),  # an extra key would be lost

@@ -220,6 +220,8 @@ def test_timestamps_keep_the_string_and_add_millis() -> None:
         ("via", "email", "via: expected an object, got str"),
         ("via", {"channel": 4, "source": {}}, "via: expected a string, got int"),
         ("created_at", "yesterday", "created_at: expected an ISO-8601 timestamp"),
+        ("due_at", "9999-12-31T23:59:59-01:00", "due_at: a timestamp outside years 1-9999"),
+        ("due_at", "0001-01-01T00:00:00+01:00", "due_at: a timestamp outside years 1-9999"),
         ("updated_at", 1709574011, "updated_at: expected a string, got int"),
     ],
 )
