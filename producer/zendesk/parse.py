@@ -94,6 +94,8 @@ def _load(body: bytes) -> tuple[dict[str, Any], bool]:
     except (ValueError, UnicodeDecodeError) as exc:
         kind = exc.__class__.__name__
         raise MalformedResponseError(f"response is not valid JSON ({kind})") from exc
+    except RecursionError as exc:  # past orjson's 1,024 levels, json runs out of stack
+        raise MalformedResponseError("response nests too deeply to read") from exc
     if not isinstance(data, dict):
         raise MalformedResponseError("response is not a JSON object")
     return data, maybe_infinite

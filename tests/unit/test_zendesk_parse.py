@@ -166,6 +166,13 @@ def test_nan_and_infinity_are_not_json() -> None:
     assert data["n"] == 123456789012345678901234567890
 
 
+def test_a_page_nested_too_deeply_to_read_is_a_malformed_response() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000  # orjson refuses it; json runs out of stack
+    body = b'{"tickets": [{"id": 1, "generated_timestamp": 1, "x": ' + deep + b"}]}"
+    with pytest.raises(MalformedResponseError, match="nests too deeply"):
+        parse_time_page(body, ExportCursor(0), 0.0)
+
+
 def test_a_ticket_with_a_number_beyond_double_range_is_dead_lettered_alone() -> None:
     body = (
         b'{"tickets": [{"id": 1, "generated_timestamp": 1000, "x": {"y": [1e400]}},'
