@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--custom-fields", type=int, default=0,
         help="pad every ticket to this many custom fields (the generator gives 6; 20 makes "
-        "~3.6 KB tickets with 40 {id, value} entries, custom_fields and fields together)",
+        "~3.9 KB tickets with 40 {id, value} entries, custom_fields and fields together)",
     )  # fmt: skip
     parser.add_argument(
         "--framing", choices=("single-object", "registry"), default="single-object",

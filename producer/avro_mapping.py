@@ -354,27 +354,6 @@ def ticket_to_avro_unchecked(ticket: RawTicket) -> dict[str, Any] | None:
     return record
 
 
-def change_record_unchecked(
-    op: str, ticket: RawTicket, source: SourceInfo
-) -> dict[str, Any] | None:
-    """`change_record` for the compiled writer alone (see `ticket_to_avro_unchecked`)."""
-    mapped = ticket_to_avro_unchecked(ticket)
-    if mapped is None:
-        return None
-    return {
-        "op": op,
-        "ticket": mapped,
-        "source": {
-            "account": source.account,
-            "generated_timestamp": mapped.get("generated_timestamp"),
-            "window_start": source.window_start,
-            "window_end": source.window_end,
-            "export_mode": source.export_mode,
-            "fetched_at": source.fetched_at,
-        },
-    }
-
-
 def _field_value_back(value: Any) -> Any:
     return json.loads(value["json"]) if type(value) is dict else value
 
@@ -443,6 +422,21 @@ def _millis_datetime(unix_seconds: float) -> datetime:
     return _EPOCH + timedelta(milliseconds=round(unix_seconds * 1000))
 
 
+def _envelope(op: str, mapped: dict[str, Any], source: SourceInfo) -> dict[str, Any]:
+    return {
+        "op": op,
+        "ticket": mapped,
+        "source": {
+            "account": source.account,
+            "generated_timestamp": mapped.get("generated_timestamp"),
+            "window_start": source.window_start,
+            "window_end": source.window_end,
+            "export_mode": source.export_mode,
+            "fetched_at": source.fetched_at,
+        },
+    }
+
+
 def change_record(
     op: str, ticket: RawTicket, source: SourceInfo, *, tagged: bool = False
 ) -> dict[str, Any]:
@@ -450,19 +444,15 @@ def change_record(
 
     `tagged`: see `ticket_to_avro` (the serializers' fast path).
     """
-    mapped = ticket_to_avro(ticket, tagged=tagged)
-    return {
-        "op": op,
-        "ticket": mapped,
-        "source": {
-            "account": source.account,
-            "generated_timestamp": mapped["generated_timestamp"],
-            "window_start": source.window_start,
-            "window_end": source.window_end,
-            "export_mode": source.export_mode,
-            "fetched_at": source.fetched_at,
-        },
-    }
+    return _envelope(op, ticket_to_avro(ticket, tagged=tagged), source)
+
+
+def change_record_unchecked(
+    op: str, ticket: RawTicket, source: SourceInfo
+) -> dict[str, Any] | None:
+    """`change_record` for the compiled writer alone (see `ticket_to_avro_unchecked`)."""
+    mapped = ticket_to_avro_unchecked(ticket)
+    return None if mapped is None else _envelope(op, mapped, source)
 
 
 def dead_letter_record(

@@ -36,7 +36,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import fastavro
 
@@ -97,11 +97,11 @@ def _timestamp_millis(value: Any) -> int:
     return value
 
 
-def _decline(what: str, value: Any) -> Any:
+def _decline(what: str, value: Any) -> NoReturn:
     raise WriteError(f"not {what}: {type(value).__name__} {value!r:.40}")
 
 
-PRIMITIVES = frozenset({"null", "boolean", "long", "double", "string"})
+_PRIMITIVES = frozenset({"null", "boolean", "long", "double", "string"})
 # the Python type of an untagged union value -> the kind of branch it goes to
 _PYTHON_TYPE: dict[str, type] = {
     "boolean": bool,
@@ -145,8 +145,10 @@ class _Generator:
     """Writes the source of the functions that encode one schema.
 
     Each `_emit_*` appends lines that encode the value held in a local variable to the
-    bytearray `out`, or raise WriteError. Records are written inline where they occur;
-    a record met again inside itself (recursion) calls the function made for it.
+    bytearray `out`, or raise WriteError. Records are written inline where they occur,
+    except a record met again inside itself (recursion), one already inlined twice, or
+    one nested past what one Python function can hold: those call a function made for
+    the record.
     """
 
     def __init__(self) -> None:
@@ -183,8 +185,8 @@ class _Generator:
         self._emit(schema, "", "datum", lines, 1)
         lines.append("    return bytes(out)")
         source = "\n".join(lines)
-        # a function for each record that refers to itself; written after, since
-        # writing one may find another
+        # a function for each record that is called rather than inlined; written
+        # after, since writing one may call for another
         done: set[str] = set()
         while todo := [n for n in self._functions if n not in done]:
             for full in todo:
@@ -224,7 +226,7 @@ class _Generator:
         if isinstance(schema, list):
             return "union", schema, namespace
         if isinstance(schema, str):
-            if schema in PRIMITIVES:
+            if schema in _PRIMITIVES:
                 return schema, schema, namespace
             full = schema if "." in schema else f"{namespace}.{schema}".lstrip(".")
             if full not in self._named:
@@ -238,7 +240,7 @@ class _Generator:
             raise UnsupportedSchemaError(f"logical type {logical!r}")
         if isinstance(kind, (dict, list)):
             return self._resolve(kind, namespace)
-        if isinstance(kind, str) and kind in PRIMITIVES:
+        if isinstance(kind, str) and kind in _PRIMITIVES:
             return kind, kind, namespace
         if kind in ("record", "enum"):
             full, _ = _full_name(schema, namespace)

@@ -273,16 +273,16 @@ class OwnBroker:
     @contextlib.contextmanager
     def paused(self, seconds: float) -> Iterator[None]:
         """The broker frozen (SIGSTOP) for `seconds`: connections stay up, answers wait."""
-        process = self.broker._process
-        assert process is not None
-        os.kill(process.pid, signal.SIGSTOP)
-        thaw = threading.Timer(seconds, os.kill, (process.pid, signal.SIGCONT))
+        pid = self.broker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        thaw = threading.Timer(seconds, os.kill, (pid, signal.SIGCONT))
         thaw.start()
         try:
             yield
         finally:
             thaw.cancel()
-            os.kill(process.pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGCONT)
 
     def checkpoints(self) -> list[int]:
         return [Checkpoint.decode(r.value or b"").cursor.start_time
